@@ -1,0 +1,3 @@
+from d4e.cli import main
+
+main()

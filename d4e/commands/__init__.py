@@ -1,0 +1,1 @@
+"""One module per ``d4e`` subcommand (see :mod:`d4e.cli`)."""

@@ -1,0 +1,1 @@
+"""d4e.render.raster"""

@@ -1,0 +1,66 @@
+"""Configuration of the dub pipeline (``configs/dub.yaml``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from d4e.core.config import CONFIG_DIR, load_config
+from d4e.dub.timeline import EXTEND_MODES, SHORTER_MODES
+from d4e.errors import InputError
+
+
+@dataclass
+class DubConfig:
+    """``d4e dub`` settings. Lengths in pixels are crop pixels unless stated."""
+
+    extend: str = "pingpong"
+    """Audio longer than the video: ``pingpong`` (default), ``loop`` or ``freeze``."""
+    shorter: str = "keep"
+    """Audio shorter than the video: ``keep`` the remaining original frames (new audio, then silence) or ``trim``."""
+    max_yaw_deg: float = 40.0
+    """Frames whose fitted head yaw exceeds this keep their original pixels."""
+    max_fit_error: float = 0.08
+    """Frames whose face-fit landmark error (fraction of inter-ocular distance) exceeds this count as occluded."""
+    crossfade_frames: int = 4
+    """Frames of cross-fade at each switch between dubbed and original frames (0: hard switch)."""
+    batch_size: int = 8
+    """Frames per batch through expression edit, rasterization and rendering."""
+    crop_feather_px: float = 6.0
+    """Paste-back: alpha ramps to 0 over this many crop pixels at the crop square's edge."""
+    frame_cache_mb: int = 768
+    """Memory for decoded full frames kept for ping-pong/loop reuse (bounded; streaming otherwise)."""
+    adapt_seconds: float = 4.0
+    """Without ``--actor``: seconds at the start of the video the actor is adapted on."""
+    video_quality: int = 14
+    """H.264 CRF of the output (lower = better; 14 keeps pixels outside the mouth at > 40 dB)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+
+    def __post_init__(self) -> None:
+        if self.extend not in EXTEND_MODES:
+            raise InputError(f"dub config: extend must be one of {EXTEND_MODES}, got {self.extend!r}")
+        if self.shorter not in SHORTER_MODES:
+            raise InputError(f"dub config: shorter must be one of {SHORTER_MODES}, got {self.shorter!r}")
+        if not 0 < self.max_yaw_deg <= 90:
+            raise InputError(f"dub config: max_yaw_deg must be in (0, 90], got {self.max_yaw_deg}")
+        if self.crossfade_frames < 0:
+            raise InputError(f"dub config: crossfade_frames must be >= 0, got {self.crossfade_frames}")
+        if self.batch_size < 1:
+            raise InputError(f"dub config: batch_size must be >= 1, got {self.batch_size}")
+        if self.crop_feather_px < 0:
+            raise InputError(f"dub config: crop_feather_px must be >= 0, got {self.crop_feather_px}")
+        if self.frame_cache_mb < 1:
+            raise InputError(f"dub config: frame_cache_mb must be >= 1, got {self.frame_cache_mb}")
+        if not self.adapt_seconds > 0:
+            raise InputError(f"dub config: adapt_seconds must be > 0, got {self.adapt_seconds}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"dub config: device must be auto, cpu or cuda, got {self.device!r}")
+
+
+def load_dub_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> DubConfig:
+    """Load :class:`DubConfig` from YAML (default ``configs/dub.yaml``), then apply ``overrides``."""
+    if path is None:
+        default = CONFIG_DIR / "dub.yaml"
+        path = default if default.is_file() else None
+    return load_config(DubConfig, path, overrides)

@@ -1,1 +1,1 @@
-"""d4e.data"""
+"""Preprocessing cache: tracked, cropped, audio-aligned clips (see docs/CONVENTIONS.md)."""

@@ -234,6 +234,22 @@ def _skip_counts(timeline: Timeline, selection: FrameSelection) -> dict[str, int
     }
 
 
+def _continues(last: tuple[int, int] | None, out_index: int, src_index: int) -> bool:
+    """Whether output frame ``out_index`` (from source ``src_index``) directly follows ``last``'s frame in one shot."""
+    return last is not None and out_index == last[0] + 1 and abs(int(src_index) - last[1]) <= 1
+
+
+def _runs(out_index: np.ndarray, src_index: np.ndarray) -> list[tuple[int, int]]:
+    """Split a batch into ``[a, z)`` runs of consecutive output frames from neighbouring source frames."""
+    runs, a = [], 0
+    for i in range(1, len(out_index) + 1):
+        if i == len(out_index) or not _continues((int(out_index[i - 1]), int(src_index[i - 1])),
+                                                 int(out_index[i]), int(src_index[i])):
+            runs.append((a, i))
+            a = i
+    return runs
+
+
 def side_by_side(original: np.ndarray, dubbed: np.ndarray) -> np.ndarray:
     """``uint8 (H, 2W, 3)``: original on the left, dubbed on the right."""
     return np.concatenate([original, dubbed], axis=1)
@@ -279,6 +295,8 @@ def dub_frames(
           f"video has {frames.n_frames} frames but its cache has {clip.n_frames}")
     check(len(selection.dubbable) == clip.n_frames, "selection does not match the clip's frame count")
     post_fn = post if post is not None else plain_composite
+    post_reset = getattr(post, "reset", None)  # called before the first frame and at every cut
+    last_post: tuple[int, int] | None = None
     weights = output_weights(timeline, selection, cfg.crossfade_frames)
     s = clip.crop_size
     edge = border_alpha(s, cfg.crop_feather_px)
@@ -305,7 +323,16 @@ def dub_frames(
                 check_shape(gen.mask_orig, [str(len(gen_rows)), "1", str(s), str(s)], "generator mask_orig")
                 check_shape(gen.mask_new, [str(len(gen_rows)), "1", str(s), str(s)], "generator mask_new")
                 with timer("post"), torch.no_grad():
-                    blended, alpha = post_fn(gen.rgb.float(), crops, gen.mask_orig.float(), gen.mask_new.float())
+                    blended_parts, alpha_parts = [], []
+                    for a, z in _runs(g_out, g_src):
+                        if post_reset is not None and not _continues(last_post, g_out[a], g_src[a]):
+                            post_reset()  # a cut (loop wrap, skipped frames): no temporal smoothing across it
+                        bl, al = post_fn(gen.rgb[a:z].float(), crops[a:z], gen.mask_orig[a:z].float(),
+                                         gen.mask_new[a:z].float())
+                        blended_parts.append(bl)
+                        alpha_parts.append(al)
+                        last_post = (int(g_out[z - 1]), int(g_src[z - 1]))
+                    blended, alpha = torch.cat(blended_parts), torch.cat(alpha_parts)
                 blended_np = blended.clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
                 alpha_np = alpha.reshape(len(gen_rows), s, s).clamp(0, 1).float().cpu().numpy()
                 keep_debug = observer is not None

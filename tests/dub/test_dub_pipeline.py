@@ -102,3 +102,25 @@ def test_preview_side_by_side(may):
     assert previews[0].shape == (1080, 3840, 3)
     assert np.array_equal(previews[3][:, 1920:], out[3])
     assert np.array_equal(side_by_side(out[0], out[1])[:, :1920], out[0])
+
+
+def test_post_stage_reset_at_cuts(may):
+    """A temporal post stage is reset before the first frame and after every cut (skipped frames, loop wrap)."""
+    from d4e.dub.pipeline import plain_composite
+
+    class Post:
+        def __init__(self):
+            self.events = []
+
+        def reset(self):
+            self.events.append("reset")
+
+        def __call__(self, gen, orig, m0, m1):
+            self.events.append(len(gen))
+            return plain_composite(gen, orig, m0, m1)
+
+    post = Post()
+    cfg = DubConfig(batch_size=8, crossfade_frames=0, extend="loop")
+    plan, out, report, _, _ = _run(may, 2.0, cfg, post=post)  # 50 frames: 0..39 (20-23 no face), 0..9
+    assert len(out) == 50
+    assert post.events == ["reset", 8, 8, 4, "reset", 8, 8, "reset", 8, 2]

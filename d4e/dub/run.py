@@ -1,0 +1,295 @@
+"""``d4e dub``: one call from (video, new audio) to the dubbed mp4.
+
+Wires the stages: input checks -> preprocess (track, crop; cached) -> face fit ->
+frame selection -> timeline -> audio -> new mouth -> generator (prior + actor) ->
+border post-processing -> paste-back -> mp4 with the new audio (and a preview).
+Every output is written to a temporary file and renamed only when complete.
+
+Example:
+    >>> report = dub("actor.mp4", "dubbed_speech.wav", "out.mp4", prior="prior.ckpt")   # doctest: +SKIP
+    >>> print(report.summary())                                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from d4e.dub.config import DubConfig, load_dub_config
+from d4e.dub.frames import FrameSource
+from d4e.dub.pipeline import ClipData, DubReport, FrameRecord, Generator, dub_frames
+from d4e.dub.timeline import Timeline, audio_for_timeline, plan_timeline
+from d4e.dub.validity import FrameSelection, select_frames
+from d4e.errors import CheckpointError, D4EError, InputError, NoFaceError, OutputError
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """Where ``d4e dub`` keeps preprocessing caches and adapted actors (``$D4E_CACHE`` or ``~/.cache/d4e``)."""
+    env = os.environ.get("D4E_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "d4e"
+
+
+def check_paths(video: Path, audio: Path, out: Path, preview: Path | None = None) -> None:
+    """Refuse an output that would overwrite an input (or the other output)."""
+    ins = {"video": Path(video).resolve(), "audio": Path(audio).resolve()}
+    outs = {"output": Path(out).resolve()}
+    if preview is not None:
+        outs["preview"] = Path(preview).resolve()
+    for oname, o in outs.items():
+        for iname, i in ins.items():
+            if o == i:
+                raise OutputError(f"the {oname} path {out if oname == 'output' else preview} is the input {iname}; "
+                                  "choose another output file")
+    if preview is not None and outs["preview"] == outs["output"]:
+        raise OutputError("the preview path equals the output path")
+    if Path(out).is_dir():
+        raise OutputError(f"output {out} is a directory")
+
+
+def load_new_audio(path: Path, sr: int):
+    """Decode the new audio; ``InputError`` for a file that is not audio or holds no sound."""
+    from d4e.io.audio import read_audio
+
+    track = read_audio(path, sr)
+    if track.duration <= 0 or len(track.samples) == 0:
+        raise InputError(f"{path}: the audio is zero-length")
+    return track
+
+
+@dataclass
+class DubContext:
+    """Everything a generator factory may need (handed to ``make_generator``)."""
+
+    video: Path
+    clip: ClipData
+    clip_dir: Path
+    timeline: Timeline
+    audio: np.ndarray
+    sample_rate: int
+    config: DubConfig
+    device: str
+
+
+def _device(cfg: DubConfig) -> str:
+    import torch
+
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' requested but no CUDA GPU is available")
+    return cfg.device
+
+
+def _open_writer(stack: contextlib.ExitStack, path: Path, fps_fraction, size: tuple[int, int], audio: np.ndarray,
+                 sr: int, quality: int):
+    """An mp4 writer on a temporary file renamed to ``path`` when the stack closes without error."""
+    from d4e.core.atomic import atomic_path
+    from d4e.io.writer import VideoWriter
+
+    tmp = stack.enter_context(atomic_path(path))
+    return stack.enter_context(VideoWriter(tmp, fps=fps_fraction, size=size, audio=audio, sample_rate=sr, crf=quality))
+
+
+def dub(
+    video: str | os.PathLike,
+    audio: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    prior: str | os.PathLike | None = None,
+    actor: str | os.PathLike | None = None,
+    audio_model: str | os.PathLike | None = None,
+    preview: str | os.PathLike | None = None,
+    face_index: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    config: DubConfig | None = None,
+    post: bool = True,
+    post_config=None,
+    make_generator: Callable[[DubContext], Generator] | None = None,
+    observer: Callable[[FrameRecord], None] | None = None,
+    progress: bool = True,
+) -> DubReport:
+    """Dub ``video`` with ``audio``; write ``out`` (mp4, same size and frame rate, the new audio).
+
+    Args:
+        video: the actor's video (any container PyAV reads).
+        audio: the new speech (any audio PyAV reads, or a video's audio track).
+        out: output mp4.
+        prior: renderer prior checkpoint (required unless ``make_generator`` is given).
+        actor: adapted actor file (``d4e adapt``); without it the actor is taken from the
+            prior when the video was among its training clips, else adapted on the first
+            ``config.adapt_seconds`` seconds of the video.
+        audio_model: audio-to-expression checkpoint (default: the shipped model).
+        preview: also write ``original | dubbed`` side by side here.
+        face_index: which face track to dub when several faces are tracked.
+        cache_dir: preprocessing cache / actor cache (default :func:`default_cache_dir`).
+        config: :class:`DubConfig` (default ``configs/dub.yaml``).
+        post: border post-processing on (:class:`d4e.post.BorderBlender`) or off (plain blend).
+        post_config: :class:`d4e.post.config.PostConfig` (default ``configs/post.yaml``).
+        make_generator: build the generator from a :class:`DubContext` instead of the
+            neural renderer (tests, benchmarks of the pipeline mechanics).
+        observer: receives a :class:`FrameRecord` per output frame.
+        progress: progress bars on stderr.
+
+    Returns:
+        :class:`DubReport` (frame counts, skipped-frame reasons, stage timings, fps).
+
+    Raises:
+        InputError, NoFaceError, CheckpointError, OutputError: nothing is written then.
+    """
+    from fractions import Fraction
+
+    from d4e.data.preprocess import load_clip, preprocess_clips
+    from d4e.io.audio import SAMPLE_RATE
+    from d4e.io.video import VideoReader, probe
+
+    cfg = config or load_dub_config()
+    video, audio, out = Path(video), Path(audio), Path(out)
+    preview = Path(preview) if preview is not None else None
+    check_paths(video, audio, out, preview)
+    info = probe(video)
+    track = load_new_audio(audio, SAMPLE_RATE)
+    if make_generator is None:
+        _check_checkpoints(prior, actor, audio_model)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    (clip_dir,) = preprocess_clips([video], cache / "clips", progress=progress, face_index=face_index)
+    cached = load_clip(clip_dir)
+    clip = ClipData(crops=cached.crops, crop_affine=np.asarray(cached.crop_affine, np.float64),
+                    valid=np.asarray(cached.valid, bool), fps=cached.fps, width=int(cached.meta["width"]),
+                    height=int(cached.meta["height"]), directory=Path(clip_dir))
+    if not clip.valid.any():
+        raise NoFaceError(f"no face found in {video}")
+    timeline = plan_timeline(clip.n_frames, clip.fps, track.duration, cfg.extend, cfg.shorter)
+    device = _device(cfg)
+    ctx = DubContext(video=video, clip=clip, clip_dir=Path(clip_dir), timeline=timeline, audio=track.samples,
+                     sample_rate=track.sr, config=cfg, device=device)
+    if make_generator is None:
+        generator, selection = _neural_generator(ctx, cached, prior, actor, audio_model, cache, progress)
+    else:
+        generator, selection = make_generator(ctx), select_frames(clip.valid)
+    post_stage = None
+    if post:
+        from d4e.post import BorderBlender
+        from d4e.post.config import load_post_config
+
+        post_stage = BorderBlender(post_config if post_config is not None else load_post_config())
+    fps_fraction = Fraction(info.fps_num, info.fps_den)
+    if abs(float(fps_fraction) - clip.fps) > 1e-6:
+        fps_fraction = Fraction(clip.fps).limit_denominator(1001000)
+    track_out = audio_for_timeline(track.samples, track.sr, timeline)
+    cache_frames = max(1, int(cfg.frame_cache_mb * 2**20 // (clip.width * clip.height * 3)))
+    frames = FrameSource(lambda: iter(VideoReader(video, fps=clip.fps)), clip.n_frames, cache_frames)
+    size = (clip.width, clip.height)
+    with contextlib.ExitStack() as stack:
+        stack.callback(frames.close)
+        writer = _open_writer(stack, out, fps_fraction, size, track_out, track.sr, cfg.video_quality)
+        pwriter = None
+        if preview is not None:
+            pwriter = _open_writer(stack, preview, fps_fraction, (2 * clip.width, clip.height), track_out, track.sr,
+                                   cfg.video_quality)
+        report = dub_frames(clip, frames, timeline, selection, generator, post_stage, writer.write, cfg,
+                            preview_sink=pwriter.write if pwriter is not None else None, observer=observer,
+                            device=device, progress=progress)
+    log.info("dub: %s", report.summary())
+    return report
+
+
+def _check_checkpoints(prior, actor, audio_model) -> None:
+    """Fail before any heavy work when a checkpoint is missing or not a D4E checkpoint."""
+    from d4e.core.checkpoint import read_header
+
+    if prior is None:
+        raise CheckpointError("no renderer prior given: pass --prior prior.ckpt (train one with `d4e train-prior`)")
+    read_header(prior)
+    if actor is not None:
+        read_header(actor)
+    if audio_model is not None:
+        read_header(audio_model)
+    else:
+        from d4e.audio.model import DEFAULT_MODEL
+
+        if not Path(DEFAULT_MODEL).is_file():
+            raise CheckpointError(f"the default audio model {DEFAULT_MODEL} is missing: pass --audio-model FILE")
+
+
+def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, cache: Path, progress: bool):
+    """The product's generator and frame selection (face fit, audio -> mouth, prior + actor)."""
+    import torch
+
+    from d4e.audio.model import AudioModel
+    from d4e.dub.neural import NeuralGenerator, predict_mouth, selection_from_fit
+    from d4e.face.config import load_face_config
+    from d4e.face.fit import fit_clip, landmark_error, load_fit, save_fit
+    from d4e.face.model import load_default_model
+
+    cfg = ctx.config
+    face_model = load_default_model()
+    face_cfg = load_face_config()
+    try:
+        fit = load_fit(ctx.clip_dir, face_model)
+    except InputError:
+        fit = fit_clip(face_model, np.asarray(cached.landmarks), ctx.clip.valid, face_cfg.fit)
+        save_fit(ctx.clip_dir, fit)
+    err = landmark_error(face_model, fit, np.asarray(cached.landmarks)).numpy()
+    selection = selection_from_fit(ctx.clip.valid, fit, err, cfg.max_yaw_deg, cfg.max_fit_error)
+    setup = _render_setup(prior, actor, ctx, cache, progress)
+    amodel = AudioModel.load(audio_model_path)
+    new_mouth = predict_mouth(amodel, face_model, face_cfg.fit, ctx.audio, ctx.timeline, np.asarray(cached.landmarks),
+                              ctx.clip.valid, fit.identity, progress=progress)
+    gen = NeuralGenerator(setup, face_model, fit, ctx.clip.crop_affine, ctx.clip.crop_size, new_mouth,
+                          device=torch.device(ctx.device))
+    return gen, selection
+
+
+def _render_setup(prior, actor, ctx: DubContext, cache: Path, progress: bool):
+    """Load the prior and pick (or adapt) the actor's texture."""
+    from d4e.dub.neural import RenderSetup
+    from d4e.render.prior import load_prior
+
+    model, _, header = load_prior(prior, device=ctx.device)
+    data_cfg = (header.get("config") or {}).get("data") or {}
+    image_size = int(data_cfg.get("image_size", ctx.clip.crop_size))
+    dilation = int(data_cfg.get("region_dilation", 4))
+    clip_id = ctx.clip_dir.name
+    if actor is not None:
+        model, index = _load_actor(model, actor)
+    elif clip_id in model.actors:
+        log.info("dub: %s is one of the prior's actors; using its texture", clip_id)
+        index = model.actors.index(clip_id)
+    else:
+        model, index = _adapt_actor(model, prior, ctx, cache, progress)
+    return RenderSetup(model=model, actor_index=index, image_size=image_size, region_dilation=dilation)
+
+
+def _load_actor(model, actor):
+    """Apply an actor file (``d4e adapt``) to the prior; returns ``(model, actor index)``."""
+    try:
+        from d4e.adapt import load_actor  # type: ignore[attr-defined]
+    except ImportError:
+        raise D4EError("actor files are not available: this D4E has no `d4e adapt` stage (d4e.adapt.load_actor)") from None
+    return load_actor(actor, model)
+
+
+def _adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool):
+    """Adapt the prior to the video's actor on its first seconds (cached for the next run)."""
+    try:
+        from d4e.adapt import adapt_for_dub  # type: ignore[attr-defined]
+    except ImportError:
+        raise D4EError(
+            f"adaptation not available: {ctx.video.name} is not one of the prior's actors and this D4E has no "
+            "`d4e adapt` stage; pass --actor actors/NAME.d4e") from None
+    return adapt_for_dub(model, prior, ctx.clip_dir, seconds=ctx.config.adapt_seconds,
+                         cache_dir=cache / "actors", progress=progress)
+
+
+__all__ = ["dub", "DubContext", "check_paths", "default_cache_dir", "FrameSelection"]

@@ -42,32 +42,38 @@ def similarity_procrustes(
         weights = torch.ones(P, dtype=dst.dtype, device=dst.device)
     check_shape(weights, [str(P)], "weights")
     w = (weights / weights.sum()).to(dst.dtype)
-    mu_s = torch.einsum("p,npc->nc", w, src)
-    mu_d = torch.einsum("p,npc->nc", w, dst)
-    a = src - mu_s[:, None]
-    b = dst - mu_d[:, None]
-    cov = torch.einsum("p,npi,npj->nij", w, b, a)  # (N, 3, 3) = sum w b a^T
+    mu_s = w @ src  # (N, 3)
+    mu_d = w @ dst
+    # weighted cross-covariance sum_p w (y - mu_d)(x - mu_s)^T without centred copies
+    cov = torch.bmm(dst.transpose(1, 2) * w, src) - mu_d[:, :, None] * mu_s[:, None, :]
     U, S, Vh = torch.linalg.svd(cov)
-    d = torch.sign(torch.linalg.det(U) * torch.linalg.det(Vh))
+    d = torch.sign(_det3(U) * _det3(Vh))
     d = torch.where(d == 0, torch.ones_like(d), d)
     D = torch.ones_like(S)
     D[:, 2] = d
-    R = U @ (D[:, :, None] * Vh)
-    var_s = torch.einsum("p,npc->n", w, a * a)
+    R = torch.bmm(U, D[:, :, None] * Vh)
+    var_s = (src * src).sum(-1) @ w - (mu_s * mu_s).sum(-1)  # (N,)
     scale = (S * D).sum(-1) / var_s.clamp_min(1e-12)
-    t = mu_d - scale[:, None] * torch.einsum("nij,nj->ni", R, mu_s)
+    t = mu_d - scale[:, None] * torch.bmm(R, mu_s[:, :, None])[:, :, 0]
     return scale, R, t
+
+
+def _det3(m: torch.Tensor) -> torch.Tensor:
+    """Determinant of ``(N, 3, 3)`` matrices in closed form (cheaper than LU for tiny matrices)."""
+    return (m[:, 0, 0] * (m[:, 1, 1] * m[:, 2, 2] - m[:, 1, 2] * m[:, 2, 1])
+            - m[:, 0, 1] * (m[:, 1, 0] * m[:, 2, 2] - m[:, 1, 2] * m[:, 2, 0])
+            + m[:, 0, 2] * (m[:, 1, 0] * m[:, 2, 1] - m[:, 1, 1] * m[:, 2, 0]))
 
 
 def apply_similarity(
     points: torch.Tensor, scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor
 ) -> torch.Tensor:
     """``scale * points @ R^T + t``; ``points (N, P, 3)`` -> ``(N, P, 3)``."""
-    return scale[:, None, None] * torch.einsum("nij,npj->npi", rotation, points) + translation[:, None]
+    return scale[:, None, None] * torch.bmm(points, rotation.transpose(1, 2)) + translation[:, None]
 
 
 def invert_similarity(
     points: torch.Tensor, scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor
 ) -> torch.Tensor:
     """Inverse of :func:`apply_similarity`: ``R^T (points - t) / scale``."""
-    return torch.einsum("nji,npj->npi", rotation, points - translation[:, None]) / scale[:, None, None]
+    return torch.bmm(points - translation[:, None], rotation) / scale[:, None, None]

@@ -1,0 +1,88 @@
+"""Typed configuration of the audio-to-expression stage (``configs/audio.yaml``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from d4e.core.config import CONFIG_DIR, load_config
+
+
+@dataclass
+class NetConfig:
+    """Temporal convolution network over the 100 Hz log-mel sequence."""
+
+    #: width of every convolution
+    channels: int = 128
+    #: dilations of the residual blocks (kernel 3, 50 Hz); receptive field +-(3 + 2*sum(dilations)) mel rows
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 1, 2, 4])
+    dropout: float = 0.15
+
+
+@dataclass
+class TargetConfig:
+    """What the network predicts."""
+
+    #: "landmarks": PCA of Procrustes-aligned mouth/jaw landmarks; "face": face-model mouth/jaw expression
+    source: str = "landmarks"
+    #: number of PCA components of the landmark mouth space
+    n_components: int = 10
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch: int = 16
+    window_s: float = 2.4
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    holdout: float = 0.2
+    velocity_weight: float = 0.5
+    silence_prob: float = 0.15
+    gain_db: float = 8.0
+    freq_mask: int = 8
+    eval_every: int = 500
+    seed: int = 0
+
+
+@dataclass
+class InferConfig:
+    #: seconds of audio per chunk; chunks overlap by the receptive field, so the result does not depend on it
+    chunk_s: float = 30.0
+    #: samples per decode block
+    block_samples: int = 16000
+
+
+@dataclass
+class StyleConfig:
+    rest_quantile: float = 0.2
+    min_rest_frames: int = 5
+    scale_min: float = 0.5
+    scale_max: float = 2.0
+    var_floor: float = 1e-4
+
+
+@dataclass
+class SilenceConfig:
+    #: on silent audio the opening stays below the actor's neutral opening + this (fraction of IOD)
+    open_margin: float = 0.02
+    #: on silent audio the largest frame-to-frame lip-vertex motion stays below this (fraction of IOD)
+    motion_bound: float = 0.002
+
+
+@dataclass
+class AudioConfig:
+    net: NetConfig = field(default_factory=NetConfig)
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
+    silence: SilenceConfig = field(default_factory=SilenceConfig)
+
+
+def load_audio_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> AudioConfig:
+    """Load :class:`AudioConfig` from ``path`` (default ``configs/audio.yaml``) plus overrides."""
+    default = CONFIG_DIR / "audio.yaml"
+    if path is None and default.is_file():
+        path = default
+    return load_config(AudioConfig, path, overrides)

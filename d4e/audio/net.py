@@ -1,0 +1,110 @@
+"""The audio-to-expression network: a dilated temporal convolution over log-mel.
+
+The network is a pure sliding function of the 100 Hz log-mel sequence: output row
+``j`` (50 Hz, centred at ``j * 0.02`` s) depends only on mel rows
+``[2j - R, 2j + R]`` with ``R = receptive_radius``. All convolutions are "valid"
+(no zero padding inside the network); :meth:`AudioExprNet.forward` pads the input
+with the value of digital silence. That makes chunked inference with an overlap of
+``R`` rows exactly equal to processing the whole sequence at once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from d4e.core.check import check, check_shape
+
+#: log-mel of digital silence (``log(MelConfig.floor)``)
+SILENCE_LOGMEL = float(torch.log(torch.tensor(1e-5)))
+
+
+class _ChannelNorm(nn.Module):
+    """LayerNorm over channels at each time step (keeps the network a sliding function)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.ln = nn.LayerNorm(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ln(x.transpose(1, 2)).transpose(1, 2)
+
+
+class _Block(nn.Module):
+    def __init__(self, c: int, dilation: int, dropout: float):
+        super().__init__()
+        self.d = dilation
+        self.conv1 = nn.Conv1d(c, c, 3, dilation=dilation)
+        self.conv2 = nn.Conv1d(c, c, 1)
+        self.norm = _ChannelNorm(c)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(self.drop(F.gelu(self.norm(self.conv1(x)))))
+        return x[..., self.d : x.shape[-1] - self.d] + y
+
+
+class AudioExprNet(nn.Module):
+    """Log-mel ``(B, T, n_mels)`` at 100 Hz -> coefficients ``(B, ceil(T/2), K)`` at 50 Hz.
+
+    Args:
+        n_mels: mel bins of the input.
+        n_out: number of predicted coefficients ``K``.
+        channels: convolution width.
+        dilations: dilations of the residual blocks (kernel 3, at 50 Hz).
+        dropout: dropout inside the blocks (training only).
+
+    Input normalisation (per-bin mean/std of the training corpus) and output
+    scale (per-coefficient std) live in buffers, so a loaded network is
+    self-contained. Normalisation inside the blocks is per time step (never over
+    time), so outputs never depend on how the sequence is chunked.
+    """
+
+    def __init__(self, n_mels: int = 80, n_out: int = 10, channels: int = 128,
+                 dilations: list[int] | tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4), dropout: float = 0.15):
+        super().__init__()
+        self.n_mels = n_mels
+        self.n_out = n_out
+        self.dilations = list(dilations)
+        self.stem = nn.Conv1d(n_mels, channels, 5)
+        self.down = nn.Conv1d(channels, channels, 3, stride=2)
+        self.blocks = nn.ModuleList([_Block(channels, d, dropout) for d in self.dilations])
+        self.head = nn.Conv1d(channels, n_out, 1)
+        self.register_buffer("mel_mean", torch.zeros(n_mels))
+        self.register_buffer("mel_std", torch.ones(n_mels))
+        self.register_buffer("out_std", torch.ones(n_out))
+
+    @property
+    def receptive_radius(self) -> int:
+        """Mel rows of context each side of an output row (``3 + 2 * sum(dilations)``)."""
+        return 3 + 2 * sum(self.dilations)
+
+    def forward_valid(self, mel: torch.Tensor) -> torch.Tensor:
+        """Unpadded pass: ``mel (B, T, F)`` -> ``(B, (T - 2R - 1)//2 + 1, K)``.
+
+        Output row ``j`` is centred on input row ``R + 2j``.
+        """
+        check_shape(mel, ["B", "T", str(self.n_mels)], "mel")
+        R = self.receptive_radius
+        check(mel.shape[1] >= 2 * R + 1, f"mel: need at least {2 * R + 1} rows for a valid pass, got {mel.shape[1]}")
+        x = ((mel - self.mel_mean) / self.mel_std).transpose(1, 2)
+        x = F.gelu(self.stem(x))
+        x = F.gelu(self.down(x))
+        for b in self.blocks:
+            x = b(x)
+        return (self.head(x) * self.out_std[:, None]).transpose(1, 2)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Whole-sequence pass: ``mel (B, T, F)`` float32 log-mel at 100 Hz -> ``(B, ceil(T/2), K)``.
+
+        Output row ``j`` is centred on mel row ``2j`` (time ``0.02 * j`` s); rows
+        outside the input count as digital silence.
+        """
+        check_shape(mel, ["B", "T", str(self.n_mels)], "mel")
+        R = self.receptive_radius
+        T = mel.shape[1]
+        n_out = (T + 1) // 2
+        need = 2 * (n_out - 1) + 2 * R + 1  # rows of the padded input
+        x = F.pad(mel, (0, 0, R, need - R - T), value=SILENCE_LOGMEL)
+        return self.forward_valid(x)[:, :n_out]

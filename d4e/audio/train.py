@@ -1,0 +1,244 @@
+"""Training and held-out evaluation of the audio-to-expression network."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from d4e.audio.config import AudioConfig
+from d4e.audio.data import Clip, ClipTargets, clip_dirs, clip_targets, load_clip
+from d4e.audio.model import AudioModel
+from d4e.audio.net import SILENCE_LOGMEL, AudioExprNet
+from d4e.audio.stream import ROW_RATE
+from d4e.audio.targets import LIPS, MOUTH, MouthSpace, opening_of_points
+from d4e.core.checkpoint import file_sha256
+from d4e.errors import InputError
+from d4e.io.audio import log_mel
+
+_LIP_IDX = [MOUTH.index(i) for i in LIPS]
+
+
+@dataclass
+class _Prepared:
+    clip: Clip
+    tg: ClipTargets
+    mel: np.ndarray          # (T + 2*pad, 80) log-mel, padded with silence
+    pad: int
+    rows_tgt: np.ndarray     # (J, K) targets at 50 Hz
+    rows_ok: np.ndarray      # (J,) bool: valid training row
+    noise_mel: np.ndarray    # (T_n, 80) log-mel of faint noise for silence augmentation
+
+
+def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator) -> _Prepared:
+    mel = log_mel(clip.audio)
+    pad = R + 8
+    mel = np.pad(mel, ((pad, pad), (0, 0)), constant_values=SILENCE_LOGMEL)
+    n = clip.n_frames
+    J = int(math.floor((n - 1) / clip.fps * ROW_RATE)) + 1
+    t = np.arange(J) / ROW_RATE * clip.fps  # frame position of each row
+    i0 = np.clip(np.floor(t).astype(int), 0, n - 1)
+    i1 = np.clip(i0 + 1, 0, n - 1)
+    w = (t - i0)[:, None]
+    rows_tgt = (clip_coeffs := tg.coeffs)[i0] * (1 - w) + clip_coeffs[i1] * w
+    train = clip.valid.copy()
+    train[clip.split:] = False
+    rows_ok = train[i0] & train[i1]
+    noise = (rng.standard_normal(16000 * 4) * 10 ** (rng.uniform(-70, -50) / 20)).astype(np.float32)
+    return _Prepared(clip, tg, mel, pad, rows_tgt.astype(np.float32), rows_ok, log_mel(noise))
+
+
+def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Generator, n_rows: int):
+    """Random training windows: mel ``(B, 2*(n_rows-1)+2R+1, 80)``, targets ``(B, n_rows, K)``, mask."""
+    tc = cfg.train
+    L = 2 * (n_rows - 1) + 2 * R + 1
+    mels, tgts, masks = [], [], []
+    weights = np.array([max(p.rows_ok.sum(), 1) for p in prep], np.float64) ** 0.5  # favour short clips a bit
+    weights /= weights.sum()
+    while len(mels) < tc.batch:
+        p = prep[rng.choice(len(prep), p=weights)]
+        J = len(p.rows_tgt)
+        ok_starts = np.flatnonzero(p.rows_ok[: max(J - n_rows, 1)])
+        if len(ok_starts) == 0:
+            continue
+        j0 = int(rng.choice(ok_starts))
+        tgt = p.rows_tgt[j0 : j0 + n_rows]
+        ok = p.rows_ok[j0 : j0 + n_rows]
+        if len(tgt) < n_rows:
+            padn = n_rows - len(tgt)
+            tgt = np.pad(tgt, ((0, padn), (0, 0)))
+            ok = np.pad(ok, (0, padn))
+        start = 2 * j0 - R + p.pad
+        m = p.mel[start : start + L]
+        if len(m) < L:
+            m = np.pad(m, ((0, L - len(m)), (0, 0)), constant_values=SILENCE_LOGMEL)
+        m = m.copy()
+        if rng.random() < tc.silence_prob:
+            # silence / faint room noise -> the actor's rest mouth
+            if rng.random() < 0.5:
+                m[:] = SILENCE_LOGMEL
+            else:
+                s = rng.integers(0, len(p.noise_mel) - L)
+                m = p.noise_mel[s : s + L].copy()
+            tgt = np.repeat(p.tg.neutral[None], n_rows, 0)
+            ok = np.ones(n_rows, bool)
+        else:
+            g = rng.uniform(-tc.gain_db, tc.gain_db) / 20 * math.log(10) * 2  # dB -> log power
+            m = np.maximum(m + g, SILENCE_LOGMEL)
+            if tc.freq_mask > 0:
+                w = rng.integers(0, tc.freq_mask + 1)
+                f0 = rng.integers(0, m.shape[1] - w + 1)
+                m[:, f0 : f0 + w] = m.mean()
+        mels.append(m)
+        tgts.append(tgt)
+        masks.append(ok)
+    return (torch.from_numpy(np.stack(mels)), torch.from_numpy(np.stack(tgts).astype(np.float32)),
+            torch.from_numpy(np.stack(masks).astype(np.float32)))
+
+
+def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, shift_s: float = 0.0
+             ) -> dict[str, float]:
+    """Lip vertex error and opening correlation on the held-out (or training) frames of each clip.
+
+    ``lve``: mean over frames of the largest lip-point distance (inter-ocular units);
+    ``corr``: Pearson correlation of predicted vs tracked opening per clip, averaged
+    with frame-count weights. ``shift_s`` delays the audio (a baseline).
+    """
+    lves, corrs, ws = [], [], []
+    for p in prep:
+        c = p.clip
+        sel = c.valid.copy()
+        if held_out:
+            sel[: c.split] = False
+        else:
+            sel[c.split:] = False
+        if sel.sum() < 3:
+            continue
+        audio = c.audio
+        if shift_s:
+            k = int(round(shift_s * 16000))
+            audio = np.concatenate([np.zeros(k, np.float32), audio])[: len(c.audio)]
+        pred = model.predict(audio, c.fps, c.n_frames)
+        pts = model.mouth_points(pred, p.tg.actor_mean)
+        err = np.linalg.norm(pts[:, _LIP_IDX] - p.tg.points[:, _LIP_IDX], axis=-1).max(1)
+        op = opening_of_points(pts)
+        lves.append(float(err[sel].mean()))
+        corrs.append(pearson(op[sel], p.tg.opening[sel]))
+        ws.append(float(sel.sum()))
+    w = np.array(ws)
+    return {"lve": float(np.dot(lves, w) / w.sum()), "corr": float(np.dot(corrs, w) / w.sum())}
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; 0 when either side is constant."""
+    a = np.asarray(a, np.float64) - np.mean(a)
+    b = np.asarray(b, np.float64) - np.mean(b)
+    d = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / d) if d > 1e-12 else 0.0
+
+
+def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space: MouthSpace | None = None,
+                   seed: int = 0) -> tuple[MouthSpace, list[_Prepared], list[Path]]:
+    """Load every clip, learn (or reuse) the mouth space from training frames, build targets."""
+    dirs = clip_dirs(cache_dirs)
+    clips = [load_clip(d, cfg.train.holdout) for d in dirs]
+    clips = [c for c in clips if c.valid[: c.split].sum() >= 10]
+    if not clips:
+        raise InputError("no clip has enough tracked training frames")
+    if space is None:
+        sets = [c.landmarks[: c.split][c.valid[: c.split]] for c in clips]
+        space = MouthSpace.fit(sets, cfg.targets.n_components)
+    rng = np.random.default_rng(seed)
+    R = 3 + 2 * sum(cfg.net.dilations)
+    prep = [_prepare(c, clip_targets(c, space), R, rng) for c in clips]
+    return space, prep, dirs
+
+
+def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out: str | os.PathLike | None = None,
+                      progress: bool = True, log=print) -> tuple[AudioModel, dict[str, float]]:
+    """Train the network on the tracked corpus; evaluate on the last ``holdout`` of every clip.
+
+    Args:
+        cache_dirs: preprocessing cache directories.
+        cfg: :class:`AudioConfig`.
+        out: checkpoint path, written atomically at every evaluation and at the end.
+        progress: tqdm bar with the loss and held-out figures.
+
+    Returns:
+        ``(model, held-out metrics)``.
+    """
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    rng = np.random.default_rng(tc.seed)
+    space, prep, dirs = prepare_corpus(cache_dirs, cfg, seed=tc.seed)
+    net = AudioExprNet(80, space.n_components, cfg.net.channels, cfg.net.dilations, cfg.net.dropout)
+    R = net.receptive_radius
+    allmel = np.concatenate([p.mel[p.pad : len(p.mel) - p.pad] for p in prep])
+    speech = allmel[allmel.mean(1) > SILENCE_LOGMEL + 1.0]
+    net.mel_mean.copy_(torch.from_numpy(speech.mean(0)))
+    net.mel_std.copy_(torch.from_numpy(speech.std(0) + 1e-3))
+    net.out_std.copy_(torch.from_numpy(space.std))
+    opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=max(tc.steps, 1), pct_start=0.1)
+    n_rows = max(4, int(round(tc.window_s * ROW_RATE)))
+    scale = float(space.std[0])
+    meta = {"provenance": {"clips": [d.name for d in dirs],
+                           "audio_sha256": {p.clip.clip_id: _sha(p.clip.audio) for p in prep}},
+            "train_frames": int(sum(p.clip.valid[: p.clip.split].sum() for p in prep))}
+    model = AudioModel(net, space, cfg, meta)
+    it = range(tc.steps)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(it, desc="train-audio", unit="step")
+        it = bar
+    metrics: dict[str, float] = {}
+    t0 = time.time()
+    ema = None
+    for step in it:
+        net.train()
+        mel, tgt, mask = _batch(prep, cfg, R, rng, n_rows)
+        pred = net.forward_valid(mel)[:, :n_rows]
+        e = ((pred - tgt) / scale) ** 2
+        loss_pos = (e.sum(-1) * mask).sum() / mask.sum().clamp(min=1)
+        vm = mask[:, 1:] * mask[:, :-1]
+        dv = ((pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])) / scale
+        loss_vel = ((dv**2).sum(-1) * vm).sum() / vm.sum().clamp(min=1)
+        loss = loss_pos + tc.velocity_weight * loss_vel * 4.0
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        lv = loss.item()
+        ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+        last = step == tc.steps - 1
+        if (tc.eval_every > 0 and (step + 1) % tc.eval_every == 0) or last:
+            net.eval()
+            metrics = evaluate(model, prep, held_out=True)
+            metrics["step"] = step + 1
+            metrics["minutes"] = (time.time() - t0) / 60
+            model.meta["heldout"] = metrics
+            if out is not None:
+                model.save(out)
+            if bar is not None:
+                bar.set_postfix(loss=f"{ema:.3f}", lve=f"{metrics['lve']:.4f}", corr=f"{metrics['corr']:.3f}")
+            elif log:
+                log(f"step {step + 1}: loss {ema:.4f} held-out lve {metrics['lve']:.4f} corr {metrics['corr']:.3f}")
+        elif bar is not None and step % 20 == 0:
+            bar.set_postfix(loss=f"{ema:.3f}")
+    net.eval()
+    return model, metrics
+
+
+def _sha(a: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]

@@ -188,7 +188,8 @@ def dub(
         fps_fraction = Fraction(clip.fps).limit_denominator(1001000)
     track_out = audio_for_timeline(track.samples, track.sr, timeline)
     cache_frames = max(1, int(cfg.frame_cache_mb * 2**20 // (clip.width * clip.height * 3)))
-    frames = FrameSource(lambda: iter(VideoReader(video, fps=clip.fps)), clip.n_frames, cache_frames)
+    force_fps = None if abs(info.fps - clip.fps) < 1e-6 else clip.fps  # the cache's rate was forced
+    frames = FrameSource(lambda: iter(VideoReader(video, fps=force_fps)), clip.n_frames, cache_frames)
     size = (clip.width, clip.height)
     with contextlib.ExitStack() as stack:
         stack.callback(frames.close)

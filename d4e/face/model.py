@@ -305,3 +305,21 @@ def build_face_model(clip_dirs: Sequence[str | os.PathLike], config: FaceConfig,
 def inter_ocular(landmarks: torch.Tensor) -> torch.Tensor:
     """3-D outer inter-ocular distance ``(N,)`` of ``(N, >=468, 3)`` landmarks (pixels)."""
     return (landmarks[:, EYE_OUTER[1]] - landmarks[:, EYE_OUTER[0]]).norm(dim=-1)
+
+
+def expand_clip_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Cache roots (folders with ``manifest.json``) become their clip folders; clip folders stay."""
+    from d4e.data.preprocess import list_clips
+
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if (p / "manifest.json").is_file():
+            out.extend(list_clips(p))
+        elif (p / "landmarks.npy").is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p} is neither a preprocessing cache (manifest.json) nor a cached clip folder")
+    if not out:
+        raise InputError("no cached clips found in " + ", ".join(str(p) for p in paths))
+    return out

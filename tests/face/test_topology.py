@@ -1,0 +1,122 @@
+"""Topology and UV layout of the face mesh (no data needed)."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+
+import numpy as np
+import pytest
+
+from d4e.face import load_topology
+
+
+@pytest.fixture(scope="module")
+def topo():
+    return load_topology()
+
+
+def _signed_area(p: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    a, b, c = p[faces[:, 0]], p[faces[:, 1]], p[faces[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+
+
+def test_counts_and_dtypes(topo):
+    assert topo.faces.shape == (870, 3) and topo.faces.dtype == np.int32
+    assert topo.uv.shape == (488, 2) and topo.uv.dtype == np.float32
+    assert topo.n_vertices == 488 and topo.n_faces == 870
+    assert len(topo.face_faces) == 852 and len(topo.mouth_interior_faces) == 18
+    # every vertex is used, indices in range
+    assert set(np.unique(topo.faces)) == set(range(488))
+    # source index: identity on the mesh, inner lip loop on the duplicates
+    np.testing.assert_array_equal(topo.source_index[:468], np.arange(468))
+    np.testing.assert_array_equal(topo.source_index[468:], topo.inner_lip_loop)
+
+
+def test_mesh_is_manifold_with_three_holes(topo):
+    face = topo.faces[topo.face_faces]
+    count = collections.Counter(tuple(sorted(e)) for t in face for e in itertools.combinations(t, 2))
+    assert max(count.values()) == 2
+    n_boundary = sum(1 for n in count.values() if n == 1)
+    # outer face oval (36) + two eyes (16 each) + inner lip loop (20)
+    assert n_boundary == 36 + 16 + 16 + 20
+    euler = 468 - len(count) + len(face)
+    assert euler == 1 - 3  # a disc with three holes
+    # the mouth patch closes exactly the inner lip loop
+    mouth = topo.faces[topo.mouth_interior_faces]
+    assert set(np.unique(mouth)) == set(topo.mouth_interior_vertices.tolist())
+    mcount = collections.Counter(tuple(sorted(topo.source_index[list(e)])) for t in mouth
+                                 for e in itertools.combinations(t, 2))
+    mouth_boundary = {e for e, n in mcount.items() if n == 1}
+    loop = topo.inner_lip_loop
+    loop_edges = {tuple(sorted((loop[i], loop[(i + 1) % len(loop)]))) for i in range(len(loop))}
+    assert mouth_boundary == loop_edges
+    # ... and the same edges are boundary edges of the face mesh
+    assert loop_edges <= {e for e, n in count.items() if n == 1}
+
+
+def test_uv_no_flips(topo):
+    uv = topo.uv.astype(np.float64)
+    assert uv.min() >= 0.0 and uv.max() <= 1.0
+    area = _signed_area(uv, topo.faces)
+    assert area.min() > 0, f"{(area <= 0).sum()} flipped or degenerate UV triangles"
+
+
+def test_uv_no_overlaps(topo):
+    """Sample a dense grid: no point lies strictly inside two UV triangles."""
+    uv = topo.uv.astype(np.float64)
+    res = 1024
+    g = (np.arange(res) + 0.5) / res
+    cover = np.zeros((res, res), np.int32)
+    for tri in topo.faces:
+        p = uv[tri]
+        lo = np.floor(p.min(0) * res).astype(int)
+        hi = np.ceil(p.max(0) * res).astype(int)
+        xs, ys = g[lo[0]:hi[0]], g[lo[1]:hi[1]]
+        X, Y = np.meshgrid(xs, ys)
+        (x0, y0), (x1, y1), (x2, y2) = p
+        det = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
+        b0 = ((y1 - y2) * (X - x2) + (x2 - x1) * (Y - y2)) / det
+        b1 = ((y2 - y0) * (X - x2) + (x0 - x2) * (Y - y2)) / det
+        inside = (b0 > 1e-9) & (b1 > 1e-9) & (1 - b0 - b1 > 1e-9)
+        cover[lo[1]:hi[1], lo[0]:hi[0]] += inside
+    assert cover.max() == 1
+    # the layout uses a sensible part of the texture
+    assert 0.4 < (cover > 0).mean() < 0.9
+
+
+def test_islands_are_separate(topo):
+    face_uv = topo.uv[np.unique(topo.faces[topo.face_faces])]
+    mouth_uv = topo.uv[topo.mouth_interior_vertices]
+    assert face_uv[:, 0].max() < mouth_uv[:, 0].min()
+    # mouth island is not tiny: it can hold teeth detail
+    ext = mouth_uv.max(0) - mouth_uv.min(0)
+    assert ext.min() > 0.1
+
+
+def test_uv_orientation_matches_image(topo):
+    """u grows with image x and v with image y on the reference face; most triangles keep winding."""
+    ref = topo.reference
+    face = topo.face_faces
+    assert np.corrcoef(ref[:468, 0], topo.uv[:468, 0])[0, 1] > 0.95
+    assert np.corrcoef(ref[:468, 1], topo.uv[:468, 1])[0, 1] > 0.95
+    same = _signed_area(ref[:, :2], topo.faces[face]) > 0
+    assert same.mean() > 0.99
+
+
+def test_named_sets(topo):
+    lips, lower, upper, eyes = map(set, (topo.lips, topo.lower_face, topo.upper_face, topo.eyes))
+    assert len(lips) == 80  # outer loop, inner loop and the two rings between
+    assert set(topo.inner_lip_loop.tolist()) <= lips
+    assert lips <= lower and eyes <= upper
+    assert not lower & upper
+    assert {152, 17, 0} <= lower  # chin, lower and upper lip centre
+    assert {10, 151, 33, 263, 70, 300} <= upper  # forehead, eye corners, brows
+    lf = set(topo.lower_face_faces.tolist())
+    assert set(topo.mouth_interior_faces.tolist()) <= lf
+    # every face touching a lip vertex is regenerated by dubbing
+    touches_lips = np.isin(topo.faces, topo.lips).any(1)
+    assert set(np.flatnonzero(touches_lips).tolist()) <= lf
+    # and no face of the eyes/forehead is
+    all_upper = np.isin(topo.faces, topo.upper_face).all(1)
+    assert not (set(np.flatnonzero(all_upper).tolist()) & lf)

@@ -171,7 +171,7 @@ def process_clip(
         offset = info.video_start - track.start
         audio = align_audio(track.samples, sr, offset, n, fps)
     else:
-        log.warning("%s has no audio track: audio.npy and mel.npy hold silence", path)
+        log.debug("%s has no audio track: audio.npy and mel.npy hold silence", path)
         offset = 0.0
         audio = np.zeros(int(round(n / fps * sr)), np.float32)
     mel = mel_windows(log_mel(audio, sr, cfg.audio.mel), timestamps, cfg.audio.window,
@@ -350,7 +350,25 @@ def preprocess_clips(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {out} exists and is not a directory")
+    created = not out.exists()
     ensure_writable_dir(out)
+    try:
+        return _run(paths, out, workers, progress, cfg, face_index)
+    except BaseException:
+        if created:  # leave no empty cache folder behind when nothing was completed
+            with contextlib.suppress(OSError):
+                leftovers = [q for q in out.iterdir() if q.name != ".manifest.lock"]
+                if not leftovers:
+                    import shutil
+
+                    shutil.rmtree(out)
+        raise
+
+
+def _run(paths: list[Path], out: Path, workers: int, progress: bool, cfg: PreprocessConfig,
+         face_index: int | None) -> list[Path]:
+    from tqdm import tqdm
+
     digest = config_digest(cfg)
     vers = versions()
     shas = [file_sha256(p) for p in paths]

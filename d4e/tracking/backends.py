@@ -13,12 +13,37 @@ consecutive frames) and must be :meth:`close`-d; use them as context managers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from d4e.errors import InputError
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence native (C++) writes to fd 2 -- MediaPipe's start-up chatter -- unless D4E_VERBOSE is set."""
+    if os.environ.get("D4E_VERBOSE"):
+        yield
+        return
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class LandmarkBackend:
@@ -60,22 +85,34 @@ class MediaPipeBackend(LandmarkBackend):
         min_tracking_confidence: float = 0.5,
         static: bool = False,
     ):
+        # MediaPipe's C++ logging (glog/absl) is chatty on stderr; keep warnings and errors only
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from mediapipe.python.solutions.face_mesh import FaceMesh
 
         self.n_landmarks = 478 if refine else 468
-        self._mesh = FaceMesh(
-            static_image_mode=static,
-            max_num_faces=max_faces,
-            refine_landmarks=refine,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
+        with _quiet_native_stderr():
+            self._mesh = FaceMesh(
+                static_image_mode=static,
+                max_num_faces=max_faces,
+                refine_landmarks=refine,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
+            # the graph starts (and logs) on its first frame: start it now, on a blank frame
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self._quiet = True  # ... and logs once more on its first face
 
     def __call__(self, rgb: np.ndarray) -> list[np.ndarray]:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"rgb: expected uint8 ['H', 'W', 3], got {rgb.dtype} {list(rgb.shape)}")
         h, w = rgb.shape[:2]
-        res = self._mesh.process(np.ascontiguousarray(rgb))
+        if self._quiet:
+            with _quiet_native_stderr():
+                res = self._mesh.process(np.ascontiguousarray(rgb))
+            self._quiet = not res.multi_face_landmarks
+        else:
+            res = self._mesh.process(np.ascontiguousarray(rgb))
         faces = []
         scale = np.array([w, h, w], np.float32)
         for face in res.multi_face_landmarks or ():

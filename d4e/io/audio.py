@@ -83,7 +83,7 @@ def _open(path: str | os.PathLike):
 def read_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> AudioTrack:
     """Decode the first audio stream of ``path`` to mono float32 at ``sr`` Hz, with its start time.
 
-    Channels are averaged (FFmpeg's downmix), the rate is converted with FFmpeg's
+    Channels are averaged, the rate is converted with FFmpeg's
     resampler. Gaps or overlaps between packets are not patched: the samples are
     concatenated in decode order from the first frame's timestamp (true for every
     normally muxed file).
@@ -107,7 +107,9 @@ def read_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> AudioTrack:
             raise InputError(f"{path} has no audio track")
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        # keep the channel layout through resampling, then average channels (FFmpeg's own
+        # stereo->mono downmix scales by 1/sqrt(2) instead of averaging)
+        resampler = av.AudioResampler(format="fltp", layout=None, rate=sr)
         chunks: list[np.ndarray] = []
         start: float | None = None
         try:
@@ -115,9 +117,9 @@ def read_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> AudioTrack:
                 if start is None and frame.pts is not None and frame.time_base is not None:
                     start = float(frame.pts * frame.time_base)
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(out.to_ndarray().mean(0, dtype=np.float32))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(0, dtype=np.float32))
         except av.error.FFmpegError as exc:
             if not chunks:
                 raise InputError(f"cannot decode the audio of {path} ({exc})") from None

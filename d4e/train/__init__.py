@@ -1,1 +1,1 @@
-"""d4e.train"""
+"""Training of the renderer prior (and, later, actor adaptation)."""

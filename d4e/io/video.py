@@ -130,7 +130,8 @@ def _pick_rate(intervals: np.ndarray, tb: Fraction, stream) -> tuple[Fraction, b
     vfr = bool(np.max(np.abs(intervals - med)) > max(VFR_TOLERANCE * med, 1.0))
     if not vfr:
         return Fraction(1) / (Fraction(int(round(med))) * tb), False
-    median_rate = 1.0 / (med * float(tb))
+    typical = intervals[(intervals > 0.5 * med) & (intervals < 1.5 * med)]  # ignore holes and doubles
+    median_rate = 1.0 / (float(typical.mean()) * float(tb))
     for r in STANDARD_RATES:
         if abs(float(r) - median_rate) <= 0.015 * float(r):
             return r, True
@@ -143,7 +144,8 @@ def probe(path: str | os.PathLike, fps: float | None = None) -> VideoInfo:
     Args:
         path: any container PyAV reads with a video stream.
         fps: force this constant output rate (None: the source's own rate; a VFR source
-            is snapped to the nearest standard rate within 1.5%, else its median rate).
+            is snapped to the nearest standard rate within 1.5% of its typical rate -- the mean of
+            the intervals within 0.5x..1.5x the median -- else that rate, to 0.001 fps).
 
     Raises:
         InputError: missing, empty or unreadable file, no video stream, no frames.

@@ -1,0 +1,111 @@
+"""Configuration of the border post-processing stage (``configs/post.yaml``)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from d4e.core.config import CONFIG_DIR, load_config
+from d4e.errors import InputError
+
+FEATHER_MODES = ("gaussian", "linear")
+COLOUR_MODES = ("meanstd", "mean")
+COLOUR_BANDS = ("inner", "both")
+
+
+@dataclass
+class PostConfig:
+    """Border post-processing: each of the four steps can be switched off for comparison.
+
+    All lengths are in pixels of the image handed to :class:`~d4e.post.BorderBlender`
+    (the face crop in the dub pipeline).
+    """
+
+    # (1) generated region
+    union: bool = True
+    """Generated region = lower face under the original OR the new expression (False: new only)."""
+    dilate_px: int = 8
+    """Grow the generated region by this many pixels (square structuring element) before feathering."""
+
+    # (2) feathered, temporally smoothed mask
+    feather: bool = True
+    """Soft transition at the region edge (False: hard binary alpha)."""
+    feather_mode: str = "gaussian"
+    """``gaussian`` (Gaussian-like profile, three box filters) or ``linear`` (linear ramp across the edge)."""
+    feather_px: float = 16.0
+    """Width of the 0 -> 1 transition of alpha, centred on the dilated region's edge."""
+    temporal: bool = True
+    """Smooth alpha (and the colour correction) over time with an exponential moving average."""
+    temporal_decay: float = 0.6
+    """EMA weight of the previous frame's state, in [0, 1); 0 = no smoothing."""
+
+    # (3) colour / brightness matching
+    colour: bool = True
+    """Match the generated region's colour and brightness to the original along the seam."""
+    colour_mode: str = "meanstd"
+    """``meanstd`` (per-channel gain and offset) or ``mean`` (per-channel offset only)."""
+    colour_band: str = "inner"
+    """Pixels used for the statistics: ``inner`` (band just inside the region edge) or ``both`` sides."""
+    colour_band_px: int = 10
+    """Width of the band on each side of the region edge."""
+    colour_gain_min: float = 0.5
+    """Lower clamp of the per-channel gain."""
+    colour_gain_max: float = 2.0
+    """Upper clamp of the per-channel gain."""
+
+    # (4) multi-band blending
+    multiband: bool = True
+    """Laplacian-pyramid blending (False: plain alpha blending)."""
+    pyramid_levels: int = 4
+    """Number of pyramid levels (including the low-pass residual); 1 = plain alpha blending."""
+    margin_px: int = 8
+    """Width of the fade that confines the coarse pyramid levels' spread beyond alpha's support."""
+
+    def __post_init__(self) -> None:
+        if self.dilate_px < 0:
+            raise InputError(f"post config: dilate_px must be >= 0, got {self.dilate_px}")
+        if self.feather_mode not in FEATHER_MODES:
+            raise InputError(f"post config: feather_mode must be one of {FEATHER_MODES}, got {self.feather_mode!r}")
+        if not self.feather_px > 0:
+            raise InputError(f"post config: feather_px must be > 0, got {self.feather_px}")
+        if not 0.0 <= self.temporal_decay < 1.0:
+            raise InputError(f"post config: temporal_decay must be in [0, 1), got {self.temporal_decay}")
+        if self.colour_mode not in COLOUR_MODES:
+            raise InputError(f"post config: colour_mode must be one of {COLOUR_MODES}, got {self.colour_mode!r}")
+        if self.colour_band not in COLOUR_BANDS:
+            raise InputError(f"post config: colour_band must be one of {COLOUR_BANDS}, got {self.colour_band!r}")
+        if self.colour_band_px < 1:
+            raise InputError(f"post config: colour_band_px must be >= 1, got {self.colour_band_px}")
+        if not 0 < self.colour_gain_min <= 1.0 <= self.colour_gain_max:
+            raise InputError("post config: need 0 < colour_gain_min <= 1 <= colour_gain_max")
+        if self.pyramid_levels < 1:
+            raise InputError(f"post config: pyramid_levels must be >= 1, got {self.pyramid_levels}")
+        if self.margin_px < 1:
+            raise InputError(f"post config: margin_px must be >= 1, got {self.margin_px}")
+
+    @property
+    def feather_half_px(self) -> int:
+        """How far (whole pixels) alpha's transition reaches on each side of the dilated edge."""
+        return int(math.ceil(self.feather_px / 2)) if self.feather else 0
+
+    def support_radius(self) -> int:
+        """Pixels beyond the generated region (union of the two masks) that post-processing may change.
+
+        Every pixel farther than this (Chebyshev distance) from the union of ``mask_orig`` and
+        ``mask_new`` is returned bit-exactly unchanged by :class:`~d4e.post.BorderBlender`.
+        """
+        r = self.dilate_px + self.feather_half_px
+        if self.temporal:
+            r += max(self.feather_half_px, 1)
+        if self.multiband and self.pyramid_levels > 1:
+            r += self.margin_px
+        return r
+
+
+def load_post_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> PostConfig:
+    """Load :class:`PostConfig` from YAML (default ``configs/post.yaml``), then apply ``overrides``."""
+    if path is None:
+        default = CONFIG_DIR / "post.yaml"
+        path = default if default.is_file() else None
+    return load_config(PostConfig, path, overrides)

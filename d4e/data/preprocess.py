@@ -46,7 +46,7 @@ from d4e.tracking.tracker import TrackerConfig
 log = logging.getLogger(__name__)
 
 #: bump when the cache's content or layout changes (old caches are then rebuilt)
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: stereo audio averaged (was FFmpeg downmix, -3 dB)
 FORMAT_VERSION = 1
 CACHE_FILES = ("meta.json", "crops.npy", "crop_affine.npy", "landmarks.npy", "valid.npy", "timestamps.npy",
                "audio.npy", "mel.npy")

@@ -9,6 +9,8 @@ from d4e.core.config import CONFIG_DIR, load_config
 from d4e.dub.timeline import EXTEND_MODES, SHORTER_MODES
 from d4e.errors import InputError
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
 
 @dataclass
 class DubConfig:
@@ -34,6 +36,8 @@ class DubConfig:
     """Without ``--actor``: seconds at the start of the video the actor is adapted on."""
     video_quality: int = 14
     """H.264 CRF of the output (lower = better; 14 keeps pixels outside the mouth at > 40 dB)."""
+    video_preset: str = "fast"
+    """x264 preset of the output (``ultrafast`` .. ``veryslow``)."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
 
@@ -54,6 +58,10 @@ class DubConfig:
             raise InputError(f"dub config: frame_cache_mb must be >= 1, got {self.frame_cache_mb}")
         if not self.adapt_seconds > 0:
             raise InputError(f"dub config: adapt_seconds must be > 0, got {self.adapt_seconds}")
+        if self.video_preset not in X264_PRESETS:
+            raise InputError(f"dub config: video_preset must be one of {X264_PRESETS}, got {self.video_preset!r}")
+        if not 0 <= self.video_quality <= 51:
+            raise InputError(f"dub config: video_quality must be in [0, 51], got {self.video_quality}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"dub config: device must be auto, cpu or cuda, got {self.device!r}")
 

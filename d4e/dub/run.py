@@ -91,14 +91,12 @@ def _device(cfg: DubConfig) -> str:
     return cfg.device
 
 
-def _open_writer(stack: contextlib.ExitStack, path: Path, fps_fraction, size: tuple[int, int], audio: np.ndarray,
-                 sr: int, quality: int):
-    """An mp4 writer on a temporary file renamed to ``path`` when the stack closes without error."""
-    from d4e.core.atomic import atomic_path
+def _open_writer(stack: contextlib.ExitStack, path: Path, fps_fraction, audio: np.ndarray, sr: int, cfg: DubConfig):
+    """An mp4 writer (atomic: a temporary file renamed to ``path`` when the stack closes without error)."""
     from d4e.io.writer import VideoWriter
 
-    tmp = stack.enter_context(atomic_path(path))
-    return stack.enter_context(VideoWriter(tmp, fps=fps_fraction, size=size, audio=audio, sample_rate=sr, crf=quality))
+    return stack.enter_context(VideoWriter(path, fps=fps_fraction, crf=cfg.video_quality, preset=cfg.video_preset,
+                                           audio=audio, audio_sr=sr))
 
 
 def dub(
@@ -190,14 +188,12 @@ def dub(
     cache_frames = max(1, int(cfg.frame_cache_mb * 2**20 // (clip.width * clip.height * 3)))
     force_fps = None if abs(info.fps - clip.fps) < 1e-6 else clip.fps  # the cache's rate was forced
     frames = FrameSource(lambda: iter(VideoReader(video, fps=force_fps)), clip.n_frames, cache_frames)
-    size = (clip.width, clip.height)
     with contextlib.ExitStack() as stack:
         stack.callback(frames.close)
-        writer = _open_writer(stack, out, fps_fraction, size, track_out, track.sr, cfg.video_quality)
+        writer = _open_writer(stack, out, fps_fraction, track_out, track.sr, cfg)
         pwriter = None
         if preview is not None:
-            pwriter = _open_writer(stack, preview, fps_fraction, (2 * clip.width, clip.height), track_out, track.sr,
-                                   cfg.video_quality)
+            pwriter = _open_writer(stack, preview, fps_fraction, track_out, track.sr, cfg)
         report = dub_frames(clip, frames, timeline, selection, generator, post_stage, writer.write, cfg,
                             preview_sink=pwriter.write if pwriter is not None else None, observer=observer,
                             device=device, progress=progress)

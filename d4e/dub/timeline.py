@@ -136,19 +136,21 @@ def plan_timeline(
 
 
 def audio_for_timeline(audio: np.ndarray, sr: int, timeline: Timeline) -> np.ndarray:
-    """The output audio track: ``audio`` padded with silence to the output duration.
+    """The output audio track: the new audio, padded with silence over a kept tail of original frames.
 
     Args:
         audio: ``float32 (A,)`` new audio at ``sr`` Hz.
         sr: sample rate.
-        timeline: the plan; the result lasts ``max(A / sr, n_out / fps)`` seconds (the
-            audio is never cut: the last video frame covers its tail).
+        timeline: the plan. When the video keeps original frames after the audio ends
+            (``shorter="keep"``) the track is padded to the output duration; otherwise it is
+            the new audio unchanged (its duration is the new audio's; the last frame covers
+            the final partial frame interval).
 
     Returns:
         ``float32 (A',)``.
     """
     audio = np.asarray(audio, np.float32).reshape(-1)
     want = int(round(timeline.output_duration * sr))
-    if want <= len(audio):
+    if timeline.n_out <= timeline.n_audio_frames or want <= len(audio):
         return audio
     return np.concatenate([audio, np.zeros(want - len(audio), np.float32)])

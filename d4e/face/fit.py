@@ -94,7 +94,7 @@ def _smoothing_filter(values: torch.Tensor, weights: torch.Tensor, strength: flo
 def _nearest_rotation(m: torch.Tensor) -> torch.Tensor:
     U, _, Vh = torch.linalg.svd(m)
     d = torch.sign(torch.linalg.det(U @ Vh))
-    D = torch.ones(m.shape[0], 3, dtype=m.dtype)
+    D = torch.ones(m.shape[0], 3, dtype=m.dtype)  # noqa: N806
     D[:, 2] = d
     return U @ (D[:, :, None] * Vh)
 
@@ -122,10 +122,11 @@ def fit_clip(
     Raises:
         NoFaceError: no frame is tracked.
     """
-    lm = torch.as_tensor(np.asarray(landmarks), dtype=torch.float64)
+    lm = torch.as_tensor(np.asarray(landmarks))
     check(lm.dim() == 3 and lm.shape[1] >= N_MESH and lm.shape[2] == 3,
           f"landmarks: expected (N, 478, 3), got {tuple(lm.shape)}")
-    Y = lm[:, :N_MESH].contiguous()
+    # per-frame work in float32 (pixels: ample precision); the small normal equations in float64
+    Y = lm[:, :N_MESH].to(torch.float32).contiguous()
     valid_t = torch.as_tensor(np.asarray(valid), dtype=torch.bool)
     check_shape(valid_t, [str(Y.shape[0])], "valid")
     if not bool(valid_t.any()):
@@ -134,11 +135,12 @@ def fit_clip(
         raise InputError("landmarks contain NaN or inf")
     N = Y.shape[0]
     D = N_MESH * 3
+    f32 = torch.float32
     mean = model.mean.double().reshape(D)
     Bi = model.id_basis.double().reshape(model.n_identity, D).T  # (D, K_id)
     Be = model.exp_basis.double().reshape(model.n_expression, D).T  # (D, K_e)
     wcoord = torch.tensor([1.0, 1.0, config.z_weight], dtype=torch.float64).repeat(N_MESH)  # (D,)
-    pose_w = align_weights(config.lower_face_pose_weight)
+    pose_w = align_weights(config.lower_face_pose_weight).to(f32)
     Ke, Ki = Be.shape[1], Bi.shape[1]
 
     # normal-equation pieces shared by all frames
@@ -151,21 +153,26 @@ def fit_clip(
     Jr = J - H.T @ torch.linalg.solve(G, H)
     proj_id = WBi.T - H.T @ Ginv_BeTW  # (K_id, D): B_id^T P
     n_valid = int(valid_t.sum())
+    valid_f = valid_t.to(f32)
     frame_w = torch.where(valid_t, 1.0, config.invalid_weight).double()
+    solve_e = Ginv_BeTW.T.to(f32).contiguous()  # (D, K_e)
+    Be_t = Be.T.to(f32).contiguous()  # (K_e, D)
 
     # initial pose from the mean shape (upper face trusted, as when building)
-    X = model.mean.double().expand(N, N_MESH, 3).contiguous()
-    s, R, t = similarity_procrustes(X, Y, align_weights(model.meta.get("config", {}).get("lower_face_align_weight", 0.05)))
+    X = model.mean.to(f32).expand(N, N_MESH, 3).contiguous()
+    w0 = align_weights(model.meta.get("config", {}).get("lower_face_align_weight", 0.05)).to(f32)
+    s, R, t = similarity_procrustes(X, Y, w0)
     a = torch.zeros(Ki, dtype=torch.float64) if identity is None else identity.double()
-    E = torch.zeros(N, Ke, dtype=torch.float64)
+    E = torch.zeros(N, Ke, dtype=f32)
     for _ in range(config.iterations):
-        r = invert_similarity(Y, s, R, t).reshape(N, D) - mean  # (N, D)
+        Z = invert_similarity(Y, s, R, t).reshape(N, D)  # (N, D) canonical frame
         if identity is None and Ki > 0:
-            rhs = proj_id @ r[valid_t].sum(0)
+            rhs = proj_id @ ((valid_f @ Z).double() - n_valid * mean)
             a = torch.linalg.solve(n_valid * Jr + config.identity_reg * torch.eye(Ki, dtype=torch.float64), rhs)
-        E = (r - Bi @ a) @ Ginv_BeTW.T  # (N, K_e)
+        base = mean + Bi @ a  # (D,)
+        E = Z @ solve_e - (base @ Ginv_BeTW.T).to(f32)  # (N, K_e)
         E = _smoothing_filter(E, frame_w, config.smooth_expression)
-        X = (mean + Bi @ a + E @ Be.T).reshape(N, N_MESH, 3)
+        X = torch.addmm(base.to(f32), E, Be_t).reshape(N, N_MESH, 3)
         s, R, t = similarity_procrustes(X, Y, pose_w)
     if config.smooth_pose > 0:
         t = _smoothing_filter(t, frame_w, config.smooth_pose)

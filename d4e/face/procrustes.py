@@ -52,7 +52,8 @@ def similarity_procrustes(
     D = torch.ones_like(S)
     D[:, 2] = d
     R = torch.bmm(U, D[:, :, None] * Vh)
-    var_s = (src * src).sum(-1) @ w - (mu_s * mu_s).sum(-1)  # (N,)
+    N = src.shape[0]
+    var_s = (src * src).reshape(N, -1) @ w.repeat_interleave(3) - (mu_s * mu_s).sum(-1)  # (N,)
     scale = (S * D).sum(-1) / var_s.clamp_min(1e-12)
     t = mu_d - scale[:, None] * torch.bmm(R, mu_s[:, :, None])[:, :, 0]
     return scale, R, t
@@ -69,11 +70,13 @@ def apply_similarity(
     points: torch.Tensor, scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor
 ) -> torch.Tensor:
     """``scale * points @ R^T + t``; ``points (N, P, 3)`` -> ``(N, P, 3)``."""
-    return scale[:, None, None] * torch.bmm(points, rotation.transpose(1, 2)) + translation[:, None]
+    sr = (scale[:, None, None] * rotation).transpose(1, 2)
+    return torch.baddbmm(translation[:, None], points, sr)
 
 
 def invert_similarity(
     points: torch.Tensor, scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor
 ) -> torch.Tensor:
     """Inverse of :func:`apply_similarity`: ``R^T (points - t) / scale``."""
-    return torch.bmm(points - translation[:, None], rotation) / scale[:, None, None]
+    r = rotation / scale[:, None, None]
+    return torch.baddbmm(-torch.bmm(translation[:, None], r), points, r)

@@ -38,7 +38,15 @@ class TrainConfig:
     weight_decay: float = 1e-4
     holdout: float = 0.2
     velocity_weight: float = 0.5
+    #: extra loss on the mouth opening (inner-lip distance), in units of its corpus std
+    opening_weight: float = 1.0
     silence_prob: float = 0.15
+    #: fraction of speech windows with a pause (silence / faint noise span) whose inside is the rest mouth
+    pause_prob: float = 0.3
+    #: pause length range in seconds
+    pause_s: list[float] = field(default_factory=lambda: [0.25, 1.2])
+    #: rows (50 Hz) at each pause edge left out of the loss (the mouth is still moving there)
+    pause_edge_rows: int = 5
     gain_db: float = 8.0
     freq_mask: int = 8
     eval_every: int = 500
@@ -55,7 +63,11 @@ class InferConfig:
 
 @dataclass
 class StyleConfig:
+    #: "fit": rest mouth = least-squares offset; "rest": median of the quiet frames
+    neutral: str = "fit"
     rest_quantile: float = 0.2
+    #: a quiet frame is also below this level (dBFS)
+    rest_db: float = -35.0
     min_rest_frames: int = 5
     scale_min: float = 0.5
     scale_max: float = 2.0

@@ -46,37 +46,42 @@ def calibrate_style(model, audio: np.ndarray, fps: float, landmarks: np.ndarray,
 
     Returns:
         ``{"audio_style.neutral": (K,), "audio_style.scale": (K,), "audio_style.silence": (K,),
-        "audio_style.mouth_mean": (P, 3)}``, all float32: the rest mouth (median of the
-        coefficients on the quietest frames, or the least open ones when there is no
-        quiet stretch), the per-coefficient amplitude ratio of tracked to predicted
-        motion (clipped to ``[scale_min, scale_max]``), the model's output on silence,
-        and the actor's mean mouth points (inter-ocular units).
+        "audio_style.mouth_mean": (P, 3)}``, all float32: the rest mouth and the
+        per-coefficient mouth amplitude (least-squares gain of tracked on predicted motion,
+        clipped to ``[scale_min, scale_max]``), the model's output on silence, and the
+        actor's mean mouth points (inter-ocular units). With ``config.neutral == "rest"``
+        the rest mouth is the median of the quiet frames (when there are enough),
+        otherwise it is the least-squares offset (what the actor's mouth does when the
+        model hears silence).
     """
     from d4e.audio.model import mouth_coeffs_from_landmarks
-    from d4e.audio.targets import opening_of_points
-
     cfg = config or model.config.style
     valid = np.asarray(valid, bool)
     n = len(valid)
     check(landmarks.shape == (n, 478, 3), f"landmarks: expected ({n}, 478, 3), got {landmarks.shape}")
     check(valid.sum() >= 2, "calibrate_style: fewer than 2 tracked frames")
     coeffs, mean = mouth_coeffs_from_landmarks(model, landmarks, valid)
+    silence = model.silence()
+    pred = model.predict(audio, fps, n) - silence  # generic motion relative to rest
+    t, p = coeffs[valid].astype(np.float64), pred[valid].astype(np.float64)
     energy = frame_energy(audio, fps, n)
-    thr = np.quantile(energy[valid], cfg.rest_quantile)
-    rest = valid & (energy <= thr) & (energy < -35.0)
-    if rest.sum() < cfg.min_rest_frames:
-        op = opening_of_points(model.space.decode(coeffs, mean))
-        rest = valid & (op <= np.quantile(op[valid], cfg.rest_quantile))
-    neutral = np.median(coeffs[rest], axis=0)
-    pred = model.predict(audio, fps, n)
-    var_t = coeffs[valid].var(0)
-    var_p = pred[valid].var(0)
-    scale = np.sqrt((var_t + cfg.var_floor) / (var_p + cfg.var_floor))
+    rest = valid & (energy <= np.quantile(energy[valid], cfg.rest_quantile)) & (energy < cfg.rest_db)
+    if cfg.neutral == "rest" and rest.sum() >= cfg.min_rest_frames:
+        # rest mouth measured on the quiet frames; gain by least squares through it
+        neutral = np.median(coeffs[rest], axis=0)
+        d = t - neutral
+        scale = (d * p).sum(0) / ((p * p).sum(0) + len(p) * cfg.var_floor)
+    else:
+        # rest mouth and gain by least squares: tracked ~ neutral + scale * (generic - silence)
+        pc = p - p.mean(0)
+        scale = ((t - t.mean(0)) * pc).sum(0) / ((pc * pc).sum(0) + len(p) * cfg.var_floor)
+        scale = np.clip(scale, cfg.scale_min, cfg.scale_max)
+        neutral = t.mean(0) - scale * p.mean(0)
     scale = np.clip(scale, cfg.scale_min, cfg.scale_max)
     return {
         "audio_style.neutral": neutral.astype(np.float32),
         "audio_style.scale": scale.astype(np.float32),
-        "audio_style.silence": model.silence().astype(np.float32),
+        "audio_style.silence": silence.astype(np.float32),
         "audio_style.mouth_mean": mean.astype(np.float32),
     }
 

@@ -17,7 +17,7 @@ from d4e.audio.data import Clip, ClipTargets, clip_dirs, clip_targets, load_clip
 from d4e.audio.model import AudioModel
 from d4e.audio.net import SILENCE_LOGMEL, AudioExprNet
 from d4e.audio.stream import ROW_RATE
-from d4e.audio.targets import LIPS, MOUTH, MouthSpace, opening_of_points
+from d4e.audio.targets import INNER_LOWER, INNER_UPPER, LIPS, MOUTH, MouthSpace, opening_of_points
 from d4e.core.checkpoint import file_sha256
 from d4e.errors import InputError
 from d4e.io.audio import log_mel
@@ -50,7 +50,8 @@ def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator) -> _
     train = clip.valid.copy()
     train[clip.split:] = False
     rows_ok = train[i0] & train[i1]
-    noise = (rng.standard_normal(16000 * 4) * 10 ** (rng.uniform(-70, -50) / 20)).astype(np.float32)
+    level = 10 ** (np.repeat(rng.uniform(-75, -45, 8), 8000) / 20)  # faint noise, level varying every 0.5 s
+    noise = (rng.standard_normal(len(level)) * level).astype(np.float32)
     return _Prepared(clip, tg, mel, pad, rows_tgt.astype(np.float32), rows_ok, log_mel(noise))
 
 
@@ -95,6 +96,26 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
                 w = rng.integers(0, tc.freq_mask + 1)
                 f0 = rng.integers(0, m.shape[1] - w + 1)
                 m[:, f0 : f0 + w] = m.mean()
+            if rng.random() < tc.pause_prob:
+                # a pause inside speech: silence / faint noise over a span -> rest mouth inside it
+                span = int(rng.uniform(*tc.pause_s) * ROW_RATE)
+                span = min(span, n_rows - 2)
+                ja = int(rng.integers(-span // 2, n_rows - span // 2))
+                jb = ja + span
+                a, b = max(R + 2 * ja, 0), min(R + 2 * jb, L)
+                if rng.random() < 0.5:
+                    m[a:b] = SILENCE_LOGMEL
+                else:
+                    s = rng.integers(0, len(p.noise_mel) - (b - a))
+                    m[a:b] = p.noise_mel[s : s + b - a]
+                e = tc.pause_edge_rows
+                tgt = tgt.copy()
+                ok = ok.copy()
+                inner = slice(max(ja + e, 0), max(min(jb - e, n_rows), 0))
+                tgt[inner] = p.tg.neutral
+                ok[inner] = True
+                for lo, hi in ((ja - e, ja + e), (jb - e, jb + e)):
+                    ok[max(lo, 0) : max(min(hi, n_rows), 0)] = False
         mels.append(m)
         tgts.append(tgt)
         masks.append(ok)
@@ -188,6 +209,10 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=max(tc.steps, 1), pct_start=0.1)
     n_rows = max(4, int(round(tc.window_s * ROW_RATE)))
     scale = float(space.std[0])
+    # opening = inner-lip vertical distance, linear in the coefficients: open_dir . coeffs (+ actor constant)
+    b = space.basis.reshape(space.n_components, -1, 3)
+    open_dir = torch.from_numpy((b[:, MOUTH.index(INNER_LOWER), 1] - b[:, MOUTH.index(INNER_UPPER), 1]).copy())
+    open_std = float(np.sqrt(((open_dir.numpy() * space.std) ** 2).sum())) + 1e-6
     meta = {"provenance": {"clips": [d.name for d in dirs],
                            "audio_sha256": {p.clip.clip_id: _sha(p.clip.audio) for p in prep}},
             "train_frames": int(sum(p.clip.valid[: p.clip.split].sum() for p in prep))}
@@ -211,7 +236,9 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         vm = mask[:, 1:] * mask[:, :-1]
         dv = ((pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])) / scale
         loss_vel = ((dv**2).sum(-1) * vm).sum() / vm.sum().clamp(min=1)
-        loss = loss_pos + tc.velocity_weight * loss_vel * 4.0
+        eo = ((pred - tgt) * open_dir).sum(-1) / open_std  # error of the mouth opening (linearised)
+        loss_open = ((eo**2) * mask).sum() / mask.sum().clamp(min=1)
+        loss = loss_pos + tc.velocity_weight * loss_vel * 4.0 + tc.opening_weight * loss_open
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -219,12 +246,15 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         sched.step()
         lv = loss.item()
         ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+        if step == 0:
+            model.meta["loss_first"] = lv
         last = step == tc.steps - 1
         if (tc.eval_every > 0 and (step + 1) % tc.eval_every == 0) or last:
             net.eval()
             metrics = evaluate(model, prep, held_out=True)
             metrics["step"] = step + 1
             metrics["minutes"] = (time.time() - t0) / 60
+            metrics["loss"] = ema
             model.meta["heldout"] = metrics
             if out is not None:
                 model.save(out)

@@ -1,0 +1,57 @@
+"""A short training run through the CLI and the library; bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from d4e.audio.model import AudioModel
+from d4e.cli import entrypoint
+from d4e.core.checkpoint import read_header
+
+SMALL = """
+net: {channels: 24, dilations: [1, 2, 4], dropout: 0.0}
+targets: {n_components: 6}
+train: {steps: 60, batch: 8, window_s: 1.2, lr: 0.004, eval_every: 30}
+"""
+
+
+def test_train_audio_cli(corpus_cache, tmp_path):
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(SMALL)
+    out = tmp_path / "audio.ckpt"
+    rc = entrypoint(["train-audio", "--data", str(corpus_cache), "--out", str(out), "--config", str(cfg),
+                     "--no-progress", "--threads", "1"])
+    assert rc == 0 and out.is_file()
+    h = read_header(out)
+    assert h["kind"] == "audio"
+    assert h["heldout"]["step"] == 60
+    assert 0.0 < h["heldout"]["lve"] < 0.2
+    assert h["heldout"]["loss"] < 0.7 * h["loss_first"]  # it learns
+    assert len(h["provenance"]["clips"]) >= 10
+    m = AudioModel.load(out)
+    assert m.n_coeffs == 6 and m.net.dilations == [1, 2, 4]
+    y = m.predict(np.zeros(16000, np.float32), fps=30.0)
+    assert y.shape == (30, 6) and np.isfinite(y).all()
+    assert not list(tmp_path.glob(".audio.ckpt*")), "no temporary files left"
+
+
+def test_train_audio_bad_input(tmp_path, capsys):
+    out = tmp_path / "audio.ckpt"
+    assert entrypoint(["train-audio", "--data", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "d4e: error:" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert entrypoint(["train-audio", "--data", str(empty), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_load_wrong_kind(tmp_path):
+    import torch
+
+    from d4e.core.checkpoint import save_checkpoint
+    from d4e.errors import CheckpointError
+
+    p = save_checkpoint(tmp_path / "x.ckpt", {"a": torch.zeros(1)}, "prior")
+    with pytest.raises(CheckpointError):
+        AudioModel.load(p)

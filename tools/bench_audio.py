@@ -1,0 +1,215 @@
+"""Benchmark of the audio-to-expression model on held-out frames of the shared clips.
+
+For every clip of the preprocessed corpus (the last 20% of frames held out of
+training), with the actor's style calibrated on the first 80% only:
+
+* ``lve``: lip vertex error = mean over held-out frames of the largest lip-point
+  distance between prediction and tracking, in inter-ocular distances (IOD);
+* ``corr``: Pearson correlation of predicted vs tracked mouth opening (inner-lip
+  distance), per clip, averaged with frame weights;
+* baselines measured in the same run: the actor's mean expression
+  (``corr_mean_baseline`` = 0: a constant has no correlation) and the model fed the
+  clip's audio delayed by 1 s (``corr_shifted_baseline``);
+* silence: digital silence and faint noise (-60 dBFS), and the pauses of a shared
+  speech file, styled for every actor: ``silence_max_open`` = largest opening minus
+  the actor's neutral opening (IOD; bound ``silence.open_margin``), and the largest
+  frame-to-frame lip-point motion (bound ``silence.motion_bound``);
+* ``realtime_ratio``: seconds of audio per second of wall time predicting a
+  10-minute 44.1 kHz stereo WAV (decode + resample + features + network), with the
+  peak memory of 1- and 10-minute runs (separate processes) to show it is flat.
+
+Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _write_long_wav(src: Path, out: Path, minutes: float, sr: int = 44100) -> float:
+    """Loop ``src`` to ``minutes`` as a 16-bit stereo WAV at ``sr`` Hz (written block by block)."""
+    import av
+
+    from d4e.io.audio import load_audio
+
+    a = load_audio(src, sr=sr)
+    total = int(minutes * 60 * sr)
+    with av.open(str(out), "w") as c:
+        st = c.add_stream("pcm_s16le", rate=sr, layout="stereo")
+        done = 0
+        while done < total:
+            n = min(len(a), total - done)
+            x = (np.clip(a[:n], -1, 1) * 32767).astype(np.int16)
+            fr = av.AudioFrame.from_ndarray(np.stack([x, x]).reshape(1, -1), format="s16", layout="stereo")
+            fr.sample_rate = sr
+            for p in st.encode(fr):
+                c.mux(p)
+            done += n
+        for p in st.encode(None):
+            c.mux(p)
+    return total / sr
+
+
+_MEM_PROBE = r"""
+import resource, sys, time, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {repo!r})
+from d4e.audio.model import AudioModel
+m = AudioModel.load({model!r})
+import numpy as np
+m.predict(np.zeros(16000, np.float32), fps=25.0)  # warm-up
+t = time.perf_counter(); y = m.predict({wav!r}, fps=25.0); dt = time.perf_counter() - t
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, dt, y.shape[0])
+"""
+
+
+def _probe(model: Path, wav: Path) -> tuple[float, float, int]:
+    code = _MEM_PROBE.format(repo=str(REPO), model=str(model), wav=str(wav))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1]), int(out[2])
+
+
+def main() -> int:
+    import torch
+
+    from d4e.audio.model import DEFAULT_MODEL, AudioModel
+    from d4e.audio.style import apply_style, calibrate_style, frame_energy
+    from d4e.audio.targets import LIPS, MOUTH, opening_of_points
+    from d4e.audio.train import pearson, prepare_corpus
+    from d4e.io.audio import load_audio
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--data", default=str(REPO / ".test-cache" / "corpus"), help="preprocessed corpus")
+    ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--speech", default="speech_musetalk_eng.wav", help="shared speech file with pauses")
+    ap.add_argument("--minutes", type=float, default=10.0, help="length of the long-audio test")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    shared = Path(args.shared)
+    data = Path(args.data)
+    if not (data / "manifest.json").is_file() and not any(data.glob("*/meta.json")):
+        from d4e.data.preprocess import preprocess_clips
+
+        print(f"preprocessing the shared clips into {data} ...", file=sys.stderr)
+        preprocess_clips(sorted(shared.glob("*.mp4")), data, workers=1, progress=True)
+
+    model = AudioModel.load(args.model)
+    cfg = model.config
+    _, prep, _ = prepare_corpus([data], cfg, space=model.space)
+    lip = [MOUTH.index(i) for i in LIPS]
+
+    def scores(pred, p, sel):
+        pts = model.mouth_points(pred, p.tg.actor_mean)
+        err = np.linalg.norm(pts[:, lip] - p.tg.points[:, lip], axis=-1).max(1)
+        return float(err[sel].mean()), pearson(opening_of_points(pts)[sel], p.tg.opening[sel])
+
+    speech = load_audio(shared / args.speech)
+    sil_s = 10.0
+    silent = {"digital": np.zeros(int(sil_s * 16000), np.float32),
+              "noise": (np.random.default_rng(0).standard_normal(int(sil_s * 16000)) * 1e-3).astype(np.float32)}
+    rows = []
+    sil_open, sil_motion, pause_open, pause_motion = [], [], [], []
+    for p in prep:
+        c = p.clip
+        sel = c.valid.copy()
+        sel[: c.split] = False
+        if sel.sum() < 3:
+            continue
+        a_split = int(round(c.split / c.fps * 16000))
+        style = calibrate_style(model, c.audio[:a_split], c.fps, c.landmarks[: c.split], c.valid[: c.split])
+        style["audio_style.mouth_mean"] = p.tg.actor_mean
+        pred = apply_style(model.predict(c.audio, c.fps, c.n_frames), style)
+        shifted = np.concatenate([np.zeros(16000, np.float32), c.audio])[: len(c.audio)]
+        pred_sh = apply_style(model.predict(shifted, c.fps, c.n_frames), style)
+        generic = model.predict(c.audio, c.fps, c.n_frames)
+        lve, corr = scores(pred, p, sel)
+        lve_g, corr_g = scores(generic, p, sel)
+        lve_sh, corr_sh = scores(pred_sh, p, sel)
+        lve_mean, _ = scores(np.zeros_like(pred), p, sel)
+        neutral_open = float(opening_of_points(model.mouth_points(style["audio_style.neutral"][None], p.tg.actor_mean))[0])
+        for kind, a in silent.items():
+            y = apply_style(model.predict(a, c.fps), style)
+            pts = model.mouth_points(y, p.tg.actor_mean)
+            sil_open.append(float(opening_of_points(pts).max()) - neutral_open)
+            sil_motion.append(float(np.linalg.norm(np.diff(pts[:, lip], axis=0), axis=-1).max()))
+        # pauses inside real speech: frames at least 0.2 s away from any sound above -45 dBFS
+        ys = apply_style(model.predict(speech, c.fps), style)
+        en = frame_energy(speech, c.fps, len(ys))
+        loud = en > -45.0
+        k = int(round(0.2 * c.fps))
+        near = np.convolve(loud.astype(float), np.ones(2 * k + 1), mode="same") > 0
+        quiet = ~near
+        if quiet.sum() >= 2:
+            pts = model.mouth_points(ys, p.tg.actor_mean)
+            pause_open.append(float(opening_of_points(pts)[quiet].max()) - neutral_open)
+            both = quiet[1:] & quiet[:-1]
+            if both.any():
+                pause_motion.append(float(np.linalg.norm(np.diff(pts[:, lip], axis=0), axis=-1).max(1)[both].max()))
+        rows.append(dict(clip=c.clip_id, n=int(sel.sum()), lve=lve, corr=corr, lve_generic=lve_g, corr_generic=corr_g,
+                         lve_shift=lve_sh, corr_shift=corr_sh, lve_mean=lve_mean))
+    w = np.array([r["n"] for r in rows], float)
+
+    def avg(key):
+        return float(np.dot([r[key] for r in rows], w) / w.sum())
+
+    print(f"{'clip':40s} {'frames':>6s} {'lve':>7s} {'corr':>6s} | {'generic':>7s} {'corr':>6s} | "
+          f"{'mean':>7s} | {'shift1s':>7s} {'corr':>6s}")
+    for r in rows:
+        print(f"{r['clip']:40s} {r['n']:6d} {r['lve']:7.4f} {r['corr']:6.3f} | {r['lve_generic']:7.4f} "
+              f"{r['corr_generic']:6.3f} | {r['lve_mean']:7.4f} | {r['lve_shift']:7.4f} {r['corr_shift']:6.3f}")
+    print(f"{'ALL (frame-weighted)':40s} {int(w.sum()):6d} {avg('lve'):7.4f} {avg('corr'):6.3f} | "
+          f"{avg('lve_generic'):7.4f} {avg('corr_generic'):6.3f} | {avg('lve_mean'):7.4f} | "
+          f"{avg('lve_shift'):7.4f} {avg('corr_shift'):6.3f}")
+    sc = cfg.silence
+    print(f"silence (digital, -60 dBFS noise; {len(rows)} actors): max opening above neutral {max(sil_open):.4f} IOD "
+          f"(bound {sc.open_margin}), max frame-to-frame lip motion {max(sil_motion):.5f} IOD (bound {sc.motion_bound})")
+    if pause_open:
+        print(f"pauses in {args.speech}: max opening above neutral {max(pause_open):.4f} IOD, "
+              f"max lip motion {max(pause_motion) if pause_motion else 0.0:.5f} IOD")
+
+    mem_short = mem_long = rt = float("nan")
+    if args.minutes > 0:
+        with tempfile.TemporaryDirectory(prefix="d4e-bench-audio-") as td:
+            long_wav = Path(td) / "long.wav"
+            short_wav = Path(td) / "short.wav"
+            dur = _write_long_wav(shared / args.speech, long_wav, args.minutes)
+            _write_long_wav(shared / args.speech, short_wav, 1.0)
+            mem_short, _, _ = _probe(Path(args.model), short_wav)
+            mem_long, dt, n = _probe(Path(args.model), long_wav)
+        rt = dur / dt
+    if args.minutes > 0:
+        print(f"{args.minutes:g}-minute 44.1 kHz stereo WAV: {n} frames in {dt:.1f} s = {rt:.1f}x real time; "
+              f"peak RSS {mem_short:.0f} MiB (1 min) vs {mem_long:.0f} MiB ({args.minutes:g} min)")
+    out = {
+        "lve": round(avg("lve"), 5),
+        "corr": round(avg("corr"), 4),
+        "corr_mean_baseline": 0.0,
+        "corr_shifted_baseline": round(avg("corr_shift"), 4),
+        "silence_max_open": round(max(sil_open + pause_open), 5),
+        "realtime_ratio": round(rt, 2),
+        "lve_mean_baseline": round(avg("lve_mean"), 5),
+        "lve_shifted_baseline": round(avg("lve_shift"), 5),
+        "silence_max_motion": round(max(sil_motion), 6),
+        "peak_rss_mib_1min": round(mem_short, 1),
+        "peak_rss_mib_long": round(mem_long, 1),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,10 @@
 """Loader of the compiled rasterizer kernels (``cuda_ext/``), built with ``torch.utils.cpp_extension``.
 
-Two extensions, one translation unit each:
+Two extensions:
 
 * ``cpu``:  ``cuda_ext/torch/raster_cpu.cpp`` (C++, ``at::parallel_for``, float and double);
-* ``cuda``: ``cuda_ext/torch/raster_cuda.cu`` (CUDA, float and double).
+* ``cuda``: ``cuda_ext/common/raster_kernels.cu`` (CUDA kernels, float and double, no torch headers)
+  + ``cuda_ext/torch/raster_cuda.cpp`` (torch bindings).
 
 Each is compiled (ninja) on first use, or ahead of time by ``python -m d4e.render.raster.build``, into
 ``$D4E_EXT_DIR`` (default ``~/.cache/d4e/ext``) under a folder keyed by a hash of the sources, the
@@ -20,6 +21,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -33,12 +35,14 @@ SOURCE_DIR = Path(__file__).resolve().parents[3] / "cuda_ext"
 
 _SOURCES = {
     "cpu": ["torch/raster_cpu.cpp"],
-    "cuda": ["torch/raster_cuda.cu"],
+    "cuda": ["torch/raster_cuda.cpp", "common/raster_kernels.cu"],
 }
-_HEADERS = ["common/raster_common.h"]
+_HEADERS = {"cpu": ["common/raster_common.h"], "cuda": ["common/raster_common.h", "common/raster_cuda.h"]}
 _CFLAGS = ["-O3", "-fopenmp"]
 _LDFLAGS = ["-fopenmp"]
 _CUDA_FLAGS = ["-O3"]
+#: a build lock older than this (seconds) is considered left behind by a killed build
+_STALE_LOCK_S = 1800
 
 _lock = threading.Lock()
 _cache: dict[str, ModuleType | None] = {}
@@ -68,7 +72,7 @@ def _cuda_arch() -> str:
 def ext_name(kind: str) -> str:
     """Module name of extension ``kind`` ("cpu"/"cuda"): keyed by sources, versions and flags."""
     h = hashlib.sha256()
-    for rel in _HEADERS + _SOURCES[kind]:
+    for rel in _HEADERS[kind] + _SOURCES[kind]:
         p = SOURCE_DIR / rel
         h.update(rel.encode())
         h.update(p.read_bytes() if p.is_file() else b"<missing>")
@@ -100,7 +104,7 @@ def build_ext(kind: str, verbose: bool = False) -> ModuleType:
     if kind not in _SOURCES:
         raise ValueError(f"unknown extension kind {kind!r}")
     sources = [SOURCE_DIR / s for s in _SOURCES[kind]]
-    missing = [str(s) for s in sources + [SOURCE_DIR / h for h in _HEADERS] if not s.is_file()]
+    missing = [str(s) for s in sources + [SOURCE_DIR / h for h in _HEADERS[kind]] if not s.is_file()]
     if missing:
         raise RuntimeError(f"kernel sources missing: {', '.join(missing)}")
     name = ext_name(kind)
@@ -109,6 +113,9 @@ def build_ext(kind: str, verbose: bool = False) -> ModuleType:
     if so.is_file():
         return _import_so(name, so)
     build_dir.mkdir(parents=True, exist_ok=True)
+    lock = build_dir / "lock"  # torch's build lock; one left by a killed build would block forever
+    if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
+        lock.unlink(missing_ok=True)
     from torch.utils import cpp_extension
 
     kwargs = dict(

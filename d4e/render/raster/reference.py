@@ -116,20 +116,23 @@ def visible_triangles(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[in
                 cand = torch.nonzero(rows_ok & (c0[b] <= tx1) & (c1[b] >= tx)).squeeze(1)
                 if cand.numel() == 0:
                     continue
-                px = xs[tx:tx1 + 1].view(1, 1, -1)
-                py = ys[ty:ty1 + 1].view(1, -1, 1)
-                best = torch.full((ty1 + 1 - ty, tx1 + 1 - tx), float("inf"), dtype=pos.dtype, device=pos.device)
-                best_id = ids[b, ty:ty1 + 1, tx:tx1 + 1]
+                th, tw = ty1 + 1 - ty, tx1 + 1 - tx
+                px = xs[tx:tx1 + 1].repeat(th).view(-1, 1)  # (P, 1), P = th * tw, row-major
+                py = ys[ty:ty1 + 1].repeat_interleave(tw).view(-1, 1)
+                best = torch.full((th * tw,), float("inf"), dtype=pos.dtype, device=pos.device)
+                best_id = torch.full((th * tw,), -1, dtype=torch.long, device=pos.device)
                 for k in range(0, cand.numel(), TRI_CHUNK):
                     c = cand[k:k + TRI_CHUNK]
-                    Xc, Yc, Zc = X[b, c].unsqueeze(1).unsqueeze(1), Y[b, c].unsqueeze(1).unsqueeze(1), Z[b, c].unsqueeze(1).unsqueeze(1)
-                    e0, e1, e2 = edge_functions(Xc, Yc, px, py)
-                    covered, d, _ = _coverage_depth(e0, e1, e2, Zc)
+                    e0, e1, e2 = edge_functions(X[b, c].unsqueeze(0), Y[b, c].unsqueeze(0), px, py)  # (P, K)
+                    covered, d, _ = _coverage_depth(e0, e1, e2, Z[b, c].unsqueeze(0))
                     d = torch.where(covered, d, torch.full_like(d, float("inf")))
-                    dmin, arg = d.min(0)  # first (lowest id) minimum on ties
+                    dmin = d.amin(1)  # (amin + masked amin: much faster than min-with-indices on CPU)
+                    kk = torch.arange(c.numel(), device=pos.device)
+                    arg = torch.where(d == dmin.unsqueeze(1), kk, c.numel()).amin(1).clamp(max=c.numel() - 1)  # lowest id on ties
                     better = dmin < best
                     best = torch.where(better, dmin, best)
-                    best_id.copy_(torch.where(better, c[arg], best_id))
+                    best_id = torch.where(better, c[arg], best_id)
+                ids[b, ty:ty1 + 1, tx:tx1 + 1] = best_id.view(th, tw)
     return ids
 
 

@@ -36,7 +36,6 @@ from typing import Sequence
 import numpy as np
 
 from d4e.core.atomic import atomic_dir, atomic_write_text, ensure_writable_dir
-from d4e.core.checkpoint import file_sha256
 from d4e.core.config import CONFIG_DIR, load_config, to_dict
 from d4e.data.crop import CropConfig, crop_affines, crop_path, warp_crop
 from d4e.errors import InputError, NoFaceError, OutputError
@@ -100,6 +99,15 @@ def versions() -> dict[str, str]:
         "opencv": cv2.__version__,
         "numpy": np.__version__,
     }
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, streamed (same as d4e.core.checkpoint.file_sha256, without importing torch)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(chunk), b""):
+            h.update(b)
+    return h.hexdigest()
 
 
 def config_digest(cfg: PreprocessConfig) -> str:

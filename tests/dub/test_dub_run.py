@@ -32,21 +32,23 @@ def test_dub_identity_stage_ping_pong(shared_data, tmp_path):
     from d4e.io.video import VideoReader, probe
 
     video = shared_data / "mimictalk_May.mp4"  # 125 frames, 512x512, 25 fps
-    speech = shared_data / "speech_hdtf_RD_Radio31_000.wav"  # 8.000 s -> 200 frames, ping-pong
+    speech = shared_data / "speech_vretalking_audio1.wav"  # 5.016 s -> 126 frames: one ping-pong frame
     out, preview = tmp_path / "dubbed.mp4", tmp_path / "preview.mp4"
     records = []
+    # post-processing off here: BorderBlender has its own tests and runs in test_dub_neural
     report = dub(video, speech, out, preview=preview, cache_dir=TEST_CACHE / "dub", config=DubConfig(batch_size=8),
-                 make_generator=lambda ctx: IdentityGenerator(), observer=records.append, progress=False)
+                 post=False, make_generator=lambda ctx: IdentityGenerator(), observer=records.append, progress=False)
     info, src = probe(out), probe(video)
-    assert report.n_out == info.n_frames == 200
+    assert report.n_out == info.n_frames == 126
     assert (info.width, info.height) == (src.width, src.height)
     assert abs(info.fps - src.fps) < 1e-6
     assert info.has_audio
     new_audio = read_audio(out)
-    assert abs(new_audio.duration - 8.0) < 0.05
+    assert abs(new_audio.duration - 5.016) <= 1024 / 16000 + 1e-3  # up to one AAC frame of padding
     pinfo = probe(preview)
-    assert (pinfo.width, pinfo.height, pinfo.n_frames) == (2 * src.width, src.height, 200)
-    assert report.n_dubbed >= 190
+    assert (pinfo.width, pinfo.height, pinfo.n_frames) == (2 * src.width, src.height, 126)
+    assert report.n_dubbed >= 120
+    assert records[125].src_index == 123  # ping-pong
     # pixels outside the dilated pasted region: PSNR > 40 dB against the input (after H.264 both ways)
     with VideoReader(video) as r:
         originals = list(r)

@@ -195,6 +195,9 @@ def process_clip(
     if face_index is not None and face_index >= tracks.n_tracks:
         raise InputError(f"--face-index {face_index}: only {tracks.n_tracks} face track(s) found in {path}")
     landmarks, valid = tracks.face(face_index)
+    if landmarks.shape[1] != 478:
+        raise InputError(f"the preprocessing cache needs MediaPipe's 478-point mesh; tracking backend "
+                         f"{cfg.tracking.backend!r} gives {landmarks.shape[1]} points (use backend: mediapipe)")
     tracked = float(valid.mean())
     if tracked < cfg.min_tracked_fraction:
         raise NoFaceError(f"a face is tracked on only {tracked:.1%} of the frames of {path}")

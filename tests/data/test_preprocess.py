@@ -153,3 +153,34 @@ def test_manifest_is_valid_json(corpus_cache):
     for cid, e in m["clips"].items():
         assert e["dir"] == cid and cid.endswith(e["sha256"][:8])
         assert {"source", "sha256", "fps", "n_frames", "versions"} <= set(e)
+
+
+def _speech(tmp_path, shared_data) -> np.ndarray:
+    """Generated speech (espeak-ng, installed by tools/setup.sh where possible), else a shared recording."""
+    import subprocess
+
+    from d4e.io.audio import load_audio
+
+    if shutil.which("espeak-ng"):
+        wav = tmp_path / "speech.wav"
+        subprocess.run(["espeak-ng", "-w", str(wav), "Hello, this is a dubbing test for everyone."], check=True,
+                       capture_output=True)
+        return load_audio(wav)
+    return load_audio(shared_data / "speech_vretalking_audio1.wav")
+
+
+def test_speech_after_silence_lands_on_the_right_frames(shared_data, tmp_path):
+    fps, n, sr = 25, 60, 16000
+    speech = _speech(tmp_path, shared_data)
+    audio = np.zeros(int(n / fps * sr), np.float32)
+    s = speech[: len(audio) - sr]
+    audio[sr : sr + len(s)] = s  # 1 s of silence, then speech
+    path = tmp_path / "talk.mp4"
+    write_video(path, _face_frames(shared_data, n), fps=fps, audio=audio, sr=sr)
+    (d,) = preprocess_clips([path], tmp_path / "cache", progress=False)
+    c = load_clip(d)
+    energy = c.mel.mean((1, 2))
+    silent, talking = energy[:20], energy[30:]  # frames 0-19: window ends before 0.9 s
+    assert silent.max() < talking.mean() - 3.0, (silent.max(), talking.mean())
+    a = np.asarray(c.audio)
+    assert np.abs(a[: int(0.95 * sr)]).max() < 0.01 and np.sqrt(np.mean(a[sr:] ** 2)) > 0.01

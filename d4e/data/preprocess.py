@@ -450,6 +450,24 @@ class Clip:
     def fps(self) -> float:
         return float(self.meta["fps"])
 
+    @property
+    def name(self) -> str:
+        """The clip id (``<stem>-<sha8>``)."""
+        return str(self.meta.get("clip_id", self.dir.name))
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.meta["crop_size"])
+
+    @property
+    def width(self) -> int:
+        """Full-frame width in pixels."""
+        return int(self.meta["width"])
+
+    @property
+    def height(self) -> int:
+        return int(self.meta["height"])
+
 
 def load_clip(clip_dir: str | os.PathLike) -> Clip:
     """Open a cached clip folder (large arrays memory-mapped, read-only).

@@ -78,9 +78,12 @@ class BorderBlender:
         pad = c.support_radius() + 1
         if c.multiband and c.pyramid_levels > 1:
             pad += 2 ** c.pyramid_levels  # context for the coarse levels
+        # align the box to the coarsest pyramid grid, so that frames blend the same whichever
+        # chunk (and so whichever box) they arrive in
+        step = 2 ** (c.pyramid_levels - 1) if c.multiband else 1
         H, W = union.shape[-2:]
-        y0, y1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + 1 + pad, H)
-        x0, x1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + 1 + pad, W)
+        y0, y1 = max((int(rows[0]) - pad) // step * step, 0), min(-(-(int(rows[-1]) + 1 + pad) // step) * step, H)
+        x0, x1 = max((int(cols[0]) - pad) // step * step, 0), min(-(-(int(cols[-1]) + 1 + pad) // step) * step, W)
         return y0, y1, x0, x1
 
     @torch.no_grad()

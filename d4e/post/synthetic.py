@@ -57,7 +57,7 @@ def make_seam_scene(
     radii: tuple[float, float] = (0.17, 0.13),
     shift_px: tuple[int, int] = (2, 3),
     gain: tuple[float, float, float] = (1.12, 0.95, 0.88),
-    offset: float = 0.06,
+    offset: float = 0.1,
     new_open: float = 0.8,
     jitter_px: float = 0.0,
     seed: int = 0,

@@ -30,11 +30,11 @@ class UNetConfig:
     """Sizes of the U-Net."""
 
     #: channels of the first (full-resolution) level; level i has base_width * 2**i (capped)
-    base_width: int = 24
+    base_width: int = 16
     #: number of resolution levels (the input side must be divisible by 2**(depth-1))
     depth: int = 5
     #: upper bound on the channel count of any level
-    max_width: int = 256
+    max_width: int = 128
     #: "group" (GroupNorm, per sample) or "none"
     norm: str = "group"
     #: GroupNorm groups (clamped to divide the channel count)

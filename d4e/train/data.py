@@ -72,8 +72,8 @@ def find_clips(cache_dirs: list[str | os.PathLike], holdout_fraction: float) -> 
             cdir = d / info.get("dir", cid)
             if cid in seen:
                 continue
-            if not (cdir / "face_fit.npz").is_file():
-                raise InputError(f"clip {cid} in {d} has no face_fit.npz; re-run 'd4e preprocess'")
+            if not (cdir / "valid.npy").is_file() or not (cdir / "crops.npy").is_file():
+                raise InputError(f"clip {cid} in {d} is incomplete; re-run 'd4e preprocess'")
             valid = np.load(cdir / "valid.npy")
             tr, va = split_frames(valid, holdout_fraction)
             if len(tr) == 0:

@@ -321,7 +321,7 @@ class Trainer:
         interrupted = False
         from tqdm import tqdm
 
-        bar = tqdm(total=total_steps, initial=self.step, disable=not (self.progress and main), desc="train", unit="it", dynamic_ncols=True)
+        bar = tqdm(total=total_steps if total_steps < 10**12 else None, initial=self.step, disable=not (self.progress and main), desc="train", unit="it", dynamic_ncols=True)
         try:
             it = iter(loader)
             while self.step < total_steps:

@@ -84,16 +84,23 @@ def load_preprocess_config(path: str | os.PathLike | None = None, overrides: dic
 
 def versions() -> dict[str, str]:
     """Versions that change the cache's content: D4E's preprocess code and the libraries it uses."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import av
     import cv2
-    import mediapipe
 
     import d4e
 
+    try:  # without importing mediapipe (slow): a no-op re-run stays fast
+        mp_version = version("mediapipe")
+    except PackageNotFoundError:  # pragma: no cover
+        import mediapipe
+
+        mp_version = mediapipe.__version__
     return {
         "preprocess": str(PREPROCESS_VERSION),
         "d4e": d4e.__version__,
-        "mediapipe": mediapipe.__version__,
+        "mediapipe": mp_version,
         "av": av.__version__,
         "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
         "opencv": cv2.__version__,
@@ -391,8 +398,11 @@ def _run(paths: list[Path], out: Path, workers: int, progress: bool, cfg: Prepro
         if cid in seen:
             continue
         seen.add(cid)
-        if _is_current(out, cid, s, digest, vers, face_index) and cid in manifest["clips"]:
+        if _is_current(out, cid, s, digest, vers, face_index):
             log.debug("%s: cached in %s", p, out / cid)
+            if cid not in manifest["clips"]:  # complete folder, manifest update lost (e.g. killed in between)
+                meta = json.loads((out / cid / "meta.json").read_text())
+                _update_manifest(out, {cid: _manifest_entry(meta, cid)})
             continue
         todo.append((str(p), str(out), cfg, face_index, s, progress and workers <= 1))
     entries: dict[str, dict] = {}

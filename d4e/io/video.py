@@ -221,7 +221,9 @@ class VideoReader:
             bilinear), or None for the native size.
         threads: decoder threads (0 = FFmpeg's choice).
 
-    Iterating yields ``uint8 (H, W, 3)`` RGB arrays, exactly :attr:`info`.n_frames of them.
+    Iterating yields ``uint8 (H, W, 3)`` RGB arrays, exactly :attr:`info`.n_frames of them
+    (a source frame repeated by VFR resampling is yielded as the same array: copy before
+    modifying it in place).
     :attr:`timestamps` gives each output frame's time in seconds from the first frame.
     """
 

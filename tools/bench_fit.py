@@ -10,7 +10,7 @@ largest eye/forehead vertex motion when frame A's mouth/jaw coefficients replace
 frame B's (fraction of IOD), and how much of the lip difference it removes.
 
 Usage:
-    python tools/bench_fit.py [--cache .test-cache/corpus] [--repeats 3]
+    python tools/bench_fit.py [--cache .test-cache/corpus] [--repeats 3] [--threads 1]
 
 Ends with one JSON line:
     {"fit_fps": ..., "lmk_err_mean": ..., "lmk_err_p95": ..., "upper_face_drift": ..., ...}
@@ -61,7 +61,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="timing repeats (best is kept)")
     p.add_argument("--baseline-frames", type=int, default=40, help="frames per clip for the frame-by-frame baseline")
     p.add_argument("--pairs", type=int, default=50, help="frame pairs per clip for the mouth transfer")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the fit is many small ops; more threads only add overhead)")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
 
     from d4e.data.preprocess import list_clips
     from d4e.face.config import load_face_config
@@ -120,6 +123,7 @@ def main() -> None:
         "lip_gap_reduction": round(float(1 - after.sum() / before.sum()), 4),
         "heldout_frames": int(len(ho.errors)),
         "n_clips": len(clips),
+        "threads": args.threads,
     }
     print(json.dumps(result))
 

@@ -184,11 +184,18 @@ def canonicalise(landmarks: np.ndarray | torch.Tensor, lower_weight: float) -> t
 
 def _pca(data: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PCA of centred ``(M, D)`` rows: ``(directions (k, D), std (k,), explained fraction (k,))``."""
-    U, S, Vh = torch.linalg.svd(data, full_matrices=False)
-    var = S**2 / max(data.shape[0] - 1, 1)
-    total = var.sum().clamp_min(1e-30)
-    k = min(k, Vh.shape[0])
-    return Vh[:k], var[:k].sqrt(), var[:k] / total
+    M, D = data.shape
+    total = (data * data).sum().clamp_min(1e-30) / max(M - 1, 1)
+    k = min(k, M, D)
+    if 4 * (k + 10) < min(M, D):  # only the top components are needed: randomised SVD, exact to ~1e-6
+        with torch.random.fork_rng(devices=[]):  # deterministic, global RNG left untouched
+            torch.manual_seed(0)
+            _, S, V = torch.svd_lowrank(data, q=k + 10, niter=6)
+        Vh = V.T
+    else:
+        _, S, Vh = torch.linalg.svd(data, full_matrices=False)
+    var = S[:k] ** 2 / max(M - 1, 1)
+    return Vh[:k], var.sqrt(), var / total
 
 
 def expression_bases(
@@ -212,6 +219,9 @@ def expression_bases(
     Dm = deviations.clone()
     Dm[:, torch.as_tensor(topo.upper_face)] = 0.0
     dirs_m, std_m, _ = _pca(Dm.reshape(M, -1), n_mouth)
+    upper_coords = torch.zeros(N_MESH, 3, dtype=torch.bool)
+    upper_coords[torch.as_tensor(topo.upper_face)] = True
+    dirs_m[:, upper_coords.reshape(-1)] = 0.0  # exactly zero (SVD leaves ~1e-17 there)
     resid = D - (D @ dirs_m.T) @ dirs_m
     dirs_r, std_r, _ = _pca(resid, n_rest)
     if dirs_m.shape[0] < n_mouth or dirs_r.shape[0] < n_rest:

@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
+import torch
+
+
+@contextlib.contextmanager
+def one_thread():
+    """The fit is many small tensor ops: on the shared 2-core test machine extra torch threads only
+    spin. Restored afterwards so other test packages are unaffected."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _face_tests_one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -29,4 +50,5 @@ def face_config():
 def heldout(corpus_landmarks, face_config):
     from d4e.face.evaluate import heldout_evaluation
 
-    return heldout_evaluation(corpus_landmarks, face_config, train_fraction=0.8)
+    with one_thread():
+        return heldout_evaluation(corpus_landmarks, face_config, train_fraction=0.8)

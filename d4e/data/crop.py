@@ -167,19 +167,31 @@ def warp_crop(frame: np.ndarray, affine: np.ndarray, size: int, border: str = "r
         border: "replicate" or "black" outside the frame.
 
     Returns:
-        ``uint8 (S, S, 3)``; bilinear, with an area pre-filter when shrinking more than 2x.
+        ``uint8 (S, S, 3)``; bilinear, after Gaussian-pyramid halving while shrinking more than 2x.
     """
     import cv2
 
     m = np.asarray(affine, np.float64)
     k = float(affine_scale(m))
-    if k < 0.5:  # shrink the frame first (area filter) so bilinear sampling does not alias
-        r = 2.0 * k
+    h, w = frame.shape[:2]
+    # work on the part of the frame the crop sees (plus a 2 px margin): cheap on large frames
+    inv = invert_affine(m)
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+    pre = corners @ inv[:, :2].T + inv[:, 2]
+    x0 = int(np.clip(np.floor(pre[:, 0].min()) - 2, 0, w - 1))
+    y0 = int(np.clip(np.floor(pre[:, 1].min()) - 2, 0, h - 1))
+    x1 = int(np.clip(np.ceil(pre[:, 0].max()) + 2, x0 + 1, w))
+    y1 = int(np.clip(np.ceil(pre[:, 1].max()) + 2, y0 + 1, h))
+    if (x0, y0, x1, y1) != (0, 0, w, h):
+        frame = frame[y0:y1, x0:x1]
+        m = np.concatenate([m[:, :2], (m[:, 2] + m[:, :2] @ [x0, y0])[:, None]], 1)
         h, w = frame.shape[:2]
-        nw, nh = max(1, int(round(w * r))), max(1, int(round(h * r)))
-        frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
-        s = np.diag([w / nw, h / nh])  # small-frame px -> full-frame px
-        m = np.concatenate([m[:, :2] @ s, m[:, 2:]], 1)
+    while k < 0.5 and min(h, w) >= 4:  # halve first (Gaussian pyramid) so bilinear sampling does not alias
+        frame = cv2.pyrDown(frame)
+        # pyrDown keeps sample 2i of the input as sample i: x_full = 2 x_half - 0.5 (continuous coords)
+        m = np.concatenate([2.0 * m[:, :2], (m[:, 2] - 0.5 * m[:, :2].sum(1))[:, None]], 1)
+        k *= 2.0
+        h, w = frame.shape[:2]
     bm = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
     return cv2.warpAffine(frame, _to_index_affine(m), (size, size), flags=cv2.INTER_LINEAR, borderMode=bm)
 

@@ -45,7 +45,7 @@ from d4e.tracking.tracker import TrackerConfig
 log = logging.getLogger(__name__)
 
 #: bump when the cache's content or layout changes (old caches are then rebuilt)
-PREPROCESS_VERSION = 2  # 2: stereo audio averaged (was FFmpeg downmix, -3 dB)
+PREPROCESS_VERSION = 3  # 2: stereo audio averaged (was FFmpeg downmix, -3 dB); 3: pyramid pre-filter in crops
 FORMAT_VERSION = 1
 CACHE_FILES = ("meta.json", "crops.npy", "crop_affine.npy", "landmarks.npy", "valid.npy", "timestamps.npy",
                "audio.npy", "mel.npy")

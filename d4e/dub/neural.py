@@ -76,7 +76,8 @@ def predict_mouth(
         landmarks: ``(N, 478, 3)`` the source clip's landmarks (full-frame pixels).
         valid: ``bool (N,)``.
         identity: ``(K_id,)`` the actor's fitted identity.
-        style: optional callable ``coeffs (n, K) -> coeffs`` (the actor's mouth style).
+        style: the actor's mouth style (:func:`d4e.audio.style.calibrate_style` dict, from the
+            actor file or the video's own footage), or None for the person-generic mouth.
 
     Returns:
         ``float32 (n_out, K_m)``.
@@ -89,7 +90,9 @@ def predict_mouth(
     coeffs = audio_model.predict(np.asarray(audio, np.float32), fps=timeline.fps, n_frames=timeline.n_out,
                                  progress=progress)
     if style is not None:
-        coeffs = style(coeffs)
+        from d4e.audio.style import apply_style
+
+        coeffs = apply_style(coeffs, style)
     src = timeline.source_index
     lm_new = audio_model.apply_to_landmarks(np.asarray(landmarks)[src], coeffs, actor_mean)
     fit_new = fit_clip(face_model, lm_new, valid[src], fit_config, identity=identity)

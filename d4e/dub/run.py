@@ -224,13 +224,16 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
     import torch
 
     from d4e.audio.model import AudioModel
-    from d4e.dub.neural import NeuralGenerator, predict_mouth, selection_from_fit
+    from d4e.dub.neural import NeuralGenerator, RenderSetup, predict_mouth, selection_from_fit
     from d4e.face.config import load_face_config
     from d4e.face.fit import fit_clip, landmark_error, load_fit, save_fit
-    from d4e.face.model import load_default_model
+    from d4e.render.prior import load_prior
+    from d4e.train.prior import face_model_from_prior
 
     cfg = ctx.config
-    face_model = load_default_model()
+    model, tensors, header = load_prior(prior, device=ctx.device)
+    face_model = face_model_from_prior(tensors, header)  # the face model the renderer was trained with
+    del tensors
     face_cfg = load_face_config()
     try:
         fit = load_fit(ctx.clip_dir, face_model)
@@ -239,21 +242,6 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
         save_fit(ctx.clip_dir, fit)
     err = landmark_error(face_model, fit, np.asarray(cached.landmarks)).numpy()
     selection = selection_from_fit(ctx.clip.valid, fit, err, cfg.max_yaw_deg, cfg.max_fit_error)
-    setup = _render_setup(prior, actor, ctx, cache, progress)
-    amodel = AudioModel.load(audio_model_path)
-    new_mouth = predict_mouth(amodel, face_model, face_cfg.fit, ctx.audio, ctx.timeline, np.asarray(cached.landmarks),
-                              ctx.clip.valid, fit.identity, progress=progress)
-    gen = NeuralGenerator(setup, face_model, fit, ctx.clip.crop_affine, ctx.clip.crop_size, new_mouth,
-                          device=torch.device(ctx.device))
-    return gen, selection
-
-
-def _render_setup(prior, actor, ctx: DubContext, cache: Path, progress: bool):
-    """Load the prior and pick (or adapt) the actor's texture."""
-    from d4e.dub.neural import RenderSetup
-    from d4e.render.prior import load_prior
-
-    model, _, header = load_prior(prior, device=ctx.device)
     data_cfg = (header.get("config") or {}).get("data") or {}
     image_size = int(data_cfg.get("image_size", ctx.clip.crop_size))
     dilation = int(data_cfg.get("region_dilation", 4))
@@ -265,7 +253,20 @@ def _render_setup(prior, actor, ctx: DubContext, cache: Path, progress: bool):
         index = model.actors.index(clip_id)
     else:
         model, index = _adapt_actor(model, prior, ctx, cache, progress)
-    return RenderSetup(model=model, actor_index=index, image_size=image_size, region_dilation=dilation)
+    setup = RenderSetup(model=model, actor_index=index, image_size=image_size, region_dilation=dilation)
+    amodel = AudioModel.load(audio_model_path)
+    style = None
+    if cached.meta.get("has_audio", False) and ctx.clip.valid.sum() >= 2:
+        from d4e.audio.style import calibrate_style
+
+        # the actor's rest mouth and mouth amplitude, measured on the video's own speech
+        style = calibrate_style(amodel, np.asarray(cached.audio), ctx.clip.fps, np.asarray(cached.landmarks),
+                                ctx.clip.valid)
+    new_mouth = predict_mouth(amodel, face_model, face_cfg.fit, ctx.audio, ctx.timeline, np.asarray(cached.landmarks),
+                              ctx.clip.valid, fit.identity, style=style, progress=progress)
+    gen = NeuralGenerator(setup, face_model, fit, ctx.clip.crop_affine, ctx.clip.crop_size, new_mouth,
+                          device=torch.device(ctx.device))
+    return gen, selection
 
 
 def _load_actor(model, actor):

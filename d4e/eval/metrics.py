@@ -249,10 +249,31 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(features1: np.ndarray | torch.Tensor, features2: np.ndarray | torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets ``(N, D)`` and ``(M, D)``."""
-    mu1, s1 = gaussian_stats(features1)
-    mu2, s2 = gaussian_stats(features2)
-    return frechet_distance(mu1, s1, mu2, s2)
+    r"""Frechet distance between Gaussians fitted to two feature sets ``(N, D)`` and ``(M, D)``.
+
+    When ``min(N, M) < D`` (e.g. the frames of one video against 2048-d Inception features)
+    the covariances have low rank and the trace term is computed exactly from the small
+    matrix :math:`X Y^\top` of the centred features: :math:`\operatorname{Tr}(\Sigma_1\Sigma_2)^{1/2}
+    = \lVert X Y^\top \rVert_* / \sqrt{(N-1)(M-1)}` (nuclear norm), avoiding a D x D matrix root.
+    """
+    def as_np(f):
+        return f.detach().cpu().double().numpy() if isinstance(f, torch.Tensor) else np.asarray(f, np.float64)
+
+    x, y = as_np(features1), as_np(features2)
+    check(x.ndim == 2 and y.ndim == 2 and x.shape[1] == y.shape[1], "features must be (N, D) and (M, D)")
+    n, m, d = x.shape[0], y.shape[0], x.shape[1]
+    check(n >= 2 and m >= 2, "need at least 2 feature vectors on each side")
+    if min(n, m) >= d:
+        mu1, s1 = gaussian_stats(x)
+        mu2, s2 = gaussian_stats(y)
+        return frechet_distance(mu1, s1, mu2, s2)
+    mu1, mu2 = x.mean(0), y.mean(0)
+    xc, yc = x - mu1, y - mu2
+    tr1 = float((xc**2).sum()) / (n - 1)
+    tr2 = float((yc**2).sum()) / (m - 1)
+    nuc = float(np.linalg.svd(xc @ yc.T, compute_uv=False).sum()) / math.sqrt((n - 1) * (m - 1))
+    diff = mu1 - mu2
+    return max(float(diff @ diff) + tr1 + tr2 - 2.0 * nuc, 0.0)
 
 
 # --------------------------------------------------------------------------------- landmark distance

@@ -114,8 +114,7 @@ def main() -> None:
     ax.set_xlim(mean[:, 0].min() - 0.1, mean[:, 0].max() + 0.1)
     ax.set_ylim(mean[:, 1].max() + 0.1, mean[:, 1].min() - 0.1)
     ax.set_aspect("equal")
-    ax.set_title(f"mean shape: {topo.n_vertices} vertices, {topo.n_faces} triangles\n"
-                 "magenta = lower face (regenerated), green = upper face, red = lips, blue = mouth interior")
+    ax.set_title(f"mean shape: {topo.n_vertices} vertices, {topo.n_faces} triangles")
     ax = axes[1]
     _wire(ax, topo.uv.astype(np.float64), topo.faces, colours)
     ax.set_xlim(0, 1)
@@ -136,7 +135,8 @@ def main() -> None:
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{clip_dir.name}: D4E face model on the MediaPipe mesh", fontsize=14)
+    fig.suptitle(f"{clip_dir.name}: D4E face model on the MediaPipe mesh  (magenta = lower face, regenerated "
+                 "by dubbing; green = upper face; red = lips; blue = mouth interior)", fontsize=13)
     fig.tight_layout()
     out = Path(args.out)
     with atomic_path(out) as tmp:

@@ -7,16 +7,22 @@ import torch
 from d4e.core.check import check, check_shape
 from d4e.post.config import PostConfig
 from d4e.post.ops import (
-    _as_float_mask,
+    _feather,
     colour_stats,
     dilate_mask,
-    feather_mask,
     laplacian_blend,
     max_pyramid_levels,
     outer_ramp,
     seam_band,
 )
 from d4e.post.temporal import TemporalEMA
+
+
+def _as_bool_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
+    if mask.dtype == torch.bool:
+        return mask
+    check(mask.is_floating_point(), f"{name}: expected a bool or floating-point mask, got {mask.dtype}")
+    return mask > 0.5
 
 
 class BorderBlender:
@@ -69,8 +75,9 @@ class BorderBlender:
         self._alpha_full = None
 
     def _crop_box(self, union: torch.Tensor) -> tuple[int, int, int, int] | None:
+        """Box ``(y0, y1, x0, x1)`` holding every pixel the batch may change, or None if ``union`` is empty."""
         c = self.config
-        any_ = union.amax(dim=(0, 1)) > 0.5  # (H, W)
+        any_ = union.any(dim=0).any(dim=0)  # (H, W) bool
         rows = torch.nonzero(any_.any(dim=1)).flatten()
         if rows.numel() == 0:
             return None
@@ -129,8 +136,8 @@ class BorderBlender:
         dtype = generated.dtype
         B, _, H, W = generated.shape
 
-        m_new = _as_float_mask(mask_new, "mask_new").to(dtype)
-        union = torch.maximum(_as_float_mask(mask_orig, "mask_orig").to(dtype), m_new) if c.union else m_new
+        m_new = _as_bool_mask(mask_new, "mask_new")
+        union = (m_new | _as_bool_mask(mask_orig, "mask_orig")) if c.union else m_new
 
         if self._alpha_full is not None and self._alpha_full.shape[-2:] != (H, W):
             self.reset()  # new frame size: a new video
@@ -145,15 +152,19 @@ class BorderBlender:
         y0, y1, x0, x1 = box
         g = generated[..., y0:y1, x0:x1]
         o = original[..., y0:y1, x0:x1]
-        u = union[..., y0:y1, x0:x1]
+        u = union[..., y0:y1, x0:x1].to(dtype)
 
-        # (1) region, (2) feathered alpha
+        # (1) region, (2) feathered alpha (and, for the temporal filter, the feathered union itself)
         region = dilate_mask(u, c.dilate_px)
-        alpha = feather_mask(region, c.feather_px, c.feather_mode) if c.feather else region
+        if c.feather and c.temporal:
+            alpha, core = _feather(torch.cat([region, u], 1), c.feather_px, c.feather_mode).split(1, dim=1)
+        elif c.feather:
+            alpha = _feather(region, c.feather_px, c.feather_mode)
+        else:
+            alpha, core = region, u
 
         # (2) temporal smoothing of alpha, carried across calls in full-frame coordinates
         if c.temporal:
-            core = feather_mask(u, c.feather_px, c.feather_mode) if c.feather else u
             cap = outer_ramp((alpha > 0).to(dtype), max(c.feather_half_px, 1))
             self._alpha_ema.state = None if self._alpha_full is None else self._alpha_full[:, y0:y1, x0:x1]
 
@@ -177,10 +188,10 @@ class BorderBlender:
         if levels > 1:
             b = laplacian_blend(g, o, alpha, levels)
             fade = outer_ramp((alpha > 0).to(dtype), c.margin_px)
-            out = torch.where(fade > 0, o + fade * (b - o), o)
+            out = o + fade * (b - o)  # exactly o where fade == 0
         else:
             out = o + alpha * (g - o)
-        out = torch.where(out == o, o, out.clamp(0.0, 1.0))
+        out = out.clamp_(0.0, 1.0)  # leaves o (in [0, 1]) unchanged
 
         blended = original.clone()
         blended[..., y0:y1, x0:x1] = out

@@ -181,7 +181,11 @@ def feather_mask(mask: torch.Tensor, width_px: float, mode: str = "gaussian") ->
     Returns:
         ``float32 (B, 1, H, W)`` in [0, 1].
     """
-    m = _as_float_mask(mask, "mask")
+    return _feather(_as_float_mask(mask, "mask"), width_px, mode)
+
+
+def _feather(m: torch.Tensor, width_px: float, mode: str) -> torch.Tensor:
+    """:func:`feather_mask` on float masks with any number of channels."""
     check(width_px > 0, f"feather width must be > 0, got {width_px}")
     h = int(math.ceil(width_px / 2))
     if mode == "linear":
@@ -234,8 +238,9 @@ def colour_stats(
     mg = (generated * w).sum(dim=(2, 3), keepdim=True) / n
     mo = (original * w).sum(dim=(2, 3), keepdim=True) / n
     if mode == "meanstd":
-        sg = (((generated - mg) ** 2) * w).sum(dim=(2, 3), keepdim=True).div(n).sqrt()
-        so = (((original - mo) ** 2) * w).sum(dim=(2, 3), keepdim=True).div(n).sqrt()
+        dg, do = (generated - mg) * w, (original - mo) * w
+        sg = (dg * dg).sum(dim=(2, 3), keepdim=True).div(n).sqrt()
+        so = (do * do).sum(dim=(2, 3), keepdim=True).div(n).sqrt()
         gain = (so / sg.clamp_min(1e-4)).clamp(gain_range[0], gain_range[1])
     elif mode == "mean":
         gain = torch.ones_like(mg)
@@ -294,8 +299,22 @@ def _down(x: torch.Tensor) -> torch.Tensor:
     return _blur5(x)[..., ::2, ::2]
 
 
+def _up2(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """2x linear upsampling along ``dim`` (pixel-centre aligned, like bilinear ``align_corners=False``)."""
+    n = x.shape[dim]
+    xp = torch.cat([x.narrow(dim, 0, 1), x, x.narrow(dim, n - 1, 1)], dim)  # replicate edges
+    prev, cur, nxt = xp.narrow(dim, 0, n), x, xp.narrow(dim, 2, n)
+    even = cur + 0.25 * (prev - cur)
+    odd = cur + 0.25 * (nxt - cur)
+    shape = list(x.shape)
+    shape[dim] = 2 * n
+    return torch.stack([even, odd], dim + 1).reshape(shape)
+
+
 def _up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    """Upsample a pyramid level 2x to ``size`` (at most 2x its size; odd sizes crop the last row/column)."""
+    y = _up2(_up2(x, 2), 3)
+    return y[..., : size[0], : size[1]]
 
 
 def max_pyramid_levels(height: int, width: int, min_size: int = 8) -> int:

@@ -174,3 +174,16 @@ def test_model_and_fit_files(heldout, tmp_path):
         load_fit(tmp_path, changed)
     with pytest.raises(InputError):
         load_fit(tmp_path / "nowhere")
+
+
+def test_unseen_actor_error(corpus_landmarks, face_config):
+    """An actor the model never saw (leave one clip out) is still fitted within 2% IOD."""
+    from d4e.face.model import build_face_model_from_landmarks
+
+    k = len(corpus_landmarks) // 2
+    model = build_face_model_from_landmarks(corpus_landmarks[:k] + corpus_landmarks[k + 1:], face_config.model)
+    lm, valid = corpus_landmarks[k]
+    fit = fit_clip(model, lm, valid, face_config.fit)
+    e = landmark_error(model, fit, lm).numpy()[valid]
+    print(f"unseen actor: mean {e.mean():.4f} p95 {np.percentile(e, 95):.4f}")
+    assert e.mean() < 0.02 and np.percentile(e, 95) < 0.03

@@ -9,7 +9,7 @@ HELP = "learn the morphable face model (mean, identity and expression bases) fro
 DESCRIPTION = (
     "Learn D4E's linear face model on the MediaPipe mesh from preprocessing caches (each clip = one actor): "
     "pose removed by similarity Procrustes, identity basis = PCA of the per-actor mean shapes, expression "
-    "basis = a mouth/jaw block (PCA of motion with the upper face held still) plus the rest. Sizes in "
+    "basis = a mouth/jaw block (PCA of the lower-face motion only) plus the rest. Sizes in "
     "configs/face.yaml. Writes one checkpoint file (kind face_model) and prints the explained variance."
 )
 

@@ -33,8 +33,9 @@ Config -- :mod:`d4e.face.config`: ``load_face_config(path=None, overrides=None) 
 (``configs/face.yaml``; sections ``model`` and ``fit``).
 
 The mouth/jaw split: the first ``n_mouth`` expression components are the PCA of the corpus'
-per-frame motion with the eyes, brows and forehead held at zero, so changing them never moves
-the upper face; the remaining components are the PCA of what they leave (see :mod:`d4e.face.model`).
+per-frame motion of the ``lower_face`` vertices only (all others held at zero), so changing them
+moves nothing outside the region dubbing regenerates (never the eyes, brows or forehead); the
+remaining components are the PCA of what they leave (see :mod:`d4e.face.model`).
 """
 
 from d4e.face.config import FaceConfig, FitConfig, ModelConfig, load_face_config

@@ -25,8 +25,11 @@ class ModelConfig:
     """Procrustes weight of lower-face vertices (upper face = 1) when removing pose, so that
     jaw and lip motion stays in the expression instead of leaking into the pose."""
     n_mouth: int = 20
-    """Size of the mouth/jaw block: PCA of the motion with eyes, brows and forehead zeroed
+    """Size of the mouth/jaw block: PCA of the motion of the ``mouth_region`` vertices only
     (see ``d4e.face.model``); the first ``n_mouth`` expression coefficients."""
+    mouth_region: str = "lower_face"
+    """Vertices the mouth/jaw block may move: ``lower_face`` (below the nose tip, the region dubbing
+    regenerates) or ``below_eyes`` (everything but eyes, brows and forehead)."""
 
 
 @dataclass
@@ -64,6 +67,8 @@ class FaceConfig:
             raise InputError("face config: n_identity must be >= 0 and n_expression >= 1")
         if not 0 < m.n_mouth < m.n_expression:
             raise InputError("face config: n_mouth must be in [1, n_expression - 1]")
+        if m.mouth_region not in ("lower_face", "below_eyes"):
+            raise InputError(f"face config: model.mouth_region must be lower_face or below_eyes, got {m.mouth_region!r}")
         if m.frame_stride < 1 or m.max_frames_per_clip < 1:
             raise InputError("face config: frame_stride and max_frames_per_clip must be >= 1")
         if f.iterations < 1:

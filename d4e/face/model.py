@@ -16,16 +16,19 @@ expression basis the PCA of the per-frame deviations from the own actor's mean.
 
 Mouth/jaw split (how it is chosen): the expression basis is built in two blocks
 (:func:`expression_bases`). The first ``n_mouth`` components (the mouth/jaw part,
-driven by audio) are the PCA of the per-frame motion with the ``upper_face``
-vertices (eyes, brows, forehead, nose bridge; see :mod:`d4e.face.topology`) set to
-zero: they span the main modes of lips, jaw, chin, cheeks and nose and, by
-construction, never move the upper face. The other ``n_expression - n_mouth``
-components (the rest, kept from the video) are the PCA of what the mouth block
-does not explain (blinks, brows, gaze-related lid motion, residual lower-face
-motion). The two blocks are orthogonal, so fitting is well conditioned.
-``mouth_basis`` / ``rest_basis`` express the split as an orthonormal change of basis
-of the coefficient space (here simply the first ``n_mouth`` coordinates and the
-others), so code using them keeps working if the split changes.
+driven by audio) are the PCA of the per-frame motion of the ``lower_face`` vertices
+only (everything below the nose tip: lips, jaw, chin, lower cheeks; every other
+vertex held at zero; see :mod:`d4e.face.topology`). By construction they move
+nothing outside the region dubbing regenerates, in particular not the eyes, brows
+or forehead. The other ``n_expression - n_mouth`` components (the rest, kept from
+the video) are the PCA of what the mouth block does not explain (blinks, brows,
+cheek raising, nose, residual lower-face motion). The two blocks are orthogonal,
+so fitting is well conditioned. ``mouth_basis`` / ``rest_basis`` express the split
+as an orthonormal change of basis of the coefficient space (here simply the first
+``n_mouth`` coordinates and the others), so code using them keeps working if the
+split changes. On the corpus, transferring the mouth block from frame A to frame B
+removes 99% of the lip difference (``tools/bench_fit.py``); allowing the block to
+move the nose and upper cheeks too (``mouth_region: below_eyes``) gains nothing.
 (Tried first: rotating a plain expression PCA to maximise
 ``|lower motion|^2 - gamma |upper motion|^2``; on the corpus it transferred only
 about half of the lip difference for an upper-face drift near the 0.5% IOD limit.)
@@ -198,15 +201,37 @@ def _pca(data: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.
     return Vh[:k], var.sqrt(), var / total
 
 
+MOUTH_REGIONS = ("lower_face", "below_eyes")
+
+
+def mouth_region_mask(region: str) -> torch.Tensor:
+    """``(468,)`` bool: the mesh vertices the mouth/jaw block may move.
+
+    ``lower_face``: the topology's ``lower_face`` (below the nose tip; the region dubbing
+    regenerates). ``below_eyes``: every vertex except ``upper_face`` (adds the nose and upper cheeks).
+    """
+    topo = load_topology()
+    mask = torch.zeros(N_MESH, dtype=torch.bool)
+    if region == "lower_face":
+        mask[torch.as_tensor(topo.lower_face[topo.lower_face < N_MESH])] = True
+    elif region == "below_eyes":
+        mask[:] = True
+        mask[torch.as_tensor(topo.upper_face)] = False
+    else:
+        raise InputError(f"unknown mouth region {region!r}; choose one of {MOUTH_REGIONS}")
+    return mask
+
+
 def expression_bases(
-    deviations: torch.Tensor, n_mouth: int, n_rest: int
+    deviations: torch.Tensor, n_mouth: int, n_rest: int, region: str = "lower_face"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The two expression blocks (see module docstring) from per-frame deviations.
 
     Args:
         deviations: ``(M, 468, 3)`` canonical shapes minus their actor's mean.
-        n_mouth: size of the mouth/jaw block (PCA of the motion with the upper face zeroed).
+        n_mouth: size of the mouth/jaw block (PCA of the motion inside ``region``, zero outside).
         n_rest: size of the rest block (PCA of what the mouth block leaves).
+        region: where the mouth block may move vertices (:func:`mouth_region_mask`).
 
     Returns:
         ``mouth (n_mouth, 468, 3)`` and ``rest (n_rest, 468, 3)`` bases scaled by their std,
@@ -216,12 +241,11 @@ def expression_bases(
     M = deviations.shape[0]
     D = deviations.reshape(M, -1)
     total = (D * D).sum() / max(M - 1, 1)
+    outside = ~mouth_region_mask(region)
     Dm = deviations.clone()
-    Dm[:, torch.as_tensor(topo.upper_face)] = 0.0
+    Dm[:, outside] = 0.0
     dirs_m, std_m, _ = _pca(Dm.reshape(M, -1), n_mouth)
-    upper_coords = torch.zeros(N_MESH, 3, dtype=torch.bool)
-    upper_coords[torch.as_tensor(topo.upper_face)] = True
-    dirs_m[:, upper_coords.reshape(-1)] = 0.0  # exactly zero (SVD leaves ~1e-17 there)
+    dirs_m[:, outside[:, None].expand(N_MESH, 3).reshape(-1)] = 0.0  # exactly zero (SVD leaves ~1e-17)
     resid = D - (D @ dirs_m.T) @ dirs_m
     dirs_r, std_r, _ = _pca(resid, n_rest)
     if dirs_m.shape[0] < n_mouth or dirs_r.shape[0] < n_rest:
@@ -266,7 +290,7 @@ def build_face_model_from_landmarks(
     id_dirs, id_std, id_expl = _pca(A - mean, min(config.n_identity, len(clips) - 1))
     D = torch.cat(deviations).reshape(-1, N_MESH, 3)
     n_rest = config.n_expression - config.n_mouth
-    mouth_b, rest_b, expl_m, expl_r = expression_bases(D, config.n_mouth, n_rest)
+    mouth_b, rest_b, expl_m, expl_r = expression_bases(D, config.n_mouth, n_rest, config.mouth_region)
     exp_basis = torch.cat([mouth_b, rest_b]).float()
     exp_expl = torch.cat([expl_m, expl_r])
     id_basis = (id_dirs * id_std[:, None]).reshape(-1, N_MESH, 3).float()

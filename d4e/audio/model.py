@@ -53,19 +53,29 @@ class AudioModel:
     def predict_rows(self, audio: str | os.PathLike | np.ndarray, chunk_s: float | None = None,
                      progress: bool = False) -> np.ndarray:
         """50 Hz rows ``float32 (J, K)`` for a file (any format PyAV reads) or a 16 kHz mono array."""
+        return self._rows(audio, chunk_s, progress)[0]
+
+    def _rows(self, audio, chunk_s, progress) -> tuple[np.ndarray, int]:
         cfg = self.config.infer
         chunk_rows = max(1, int(round((chunk_s or cfg.chunk_s) * ROW_RATE)))
         if isinstance(audio, np.ndarray):
             blocks = iter_array_blocks(audio, cfg.block_samples)
         else:
             blocks = iter_audio_blocks(audio, SAMPLE_RATE, cfg.block_samples)
-        it = iter_rows(self.net, blocks, chunk_rows)
+        count = [0]
+
+        def counted():
+            for b in blocks:
+                count[0] += len(b)
+                yield b
+
+        it = iter_rows(self.net, counted(), chunk_rows)
         if progress:
             from tqdm import tqdm
 
             it = tqdm(it, desc="audio->expression", unit="chunk", leave=False)
         rows = list(it)
-        return np.concatenate(rows) if rows else np.zeros((0, self.n_coeffs), np.float32)
+        return (np.concatenate(rows) if rows else np.zeros((0, self.n_coeffs), np.float32)), count[0]
 
     def predict(self, audio: str | os.PathLike | np.ndarray, fps: float, n_frames: int | None = None,
                 offset_s: float = 0.0, chunk_s: float | None = None, progress: bool = False) -> np.ndarray:
@@ -84,10 +94,9 @@ class AudioModel:
             (apply :func:`d4e.audio.style.apply_style` for an actor).
         """
         check(fps > 0, f"fps must be positive, got {fps}")
-        rows = self.predict_rows(audio, chunk_s, progress)
+        rows, n_samples = self._rows(audio, chunk_s, progress)
         if n_frames is None:
-            dur = (2 * len(rows) - 1) / (2 * ROW_RATE)
-            n_frames = max(1, int(math.ceil(dur * fps - 1e-6)))
+            n_frames = max(1, int(math.ceil(n_samples / SAMPLE_RATE * fps - 1e-6)))
         return rows_to_frames(rows, fps, n_frames, offset_s)
 
     def silence(self) -> np.ndarray:

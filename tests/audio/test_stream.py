@@ -26,14 +26,14 @@ def _whole(net: AudioExprNet, a: np.ndarray) -> np.ndarray:
     return y[pad // 2:]
 
 
-@pytest.mark.parametrize("length", [100, 16000 * 3 + 77, 16000 * 7])
+@pytest.mark.parametrize("length", [100, 16000 * 2 + 77])
 def test_chunked_equals_whole_random_net(length):
     torch.manual_seed(0)
     net = AudioExprNet(n_out=6, channels=32, dilations=[1, 2, 4]).eval()
     a = (np.random.default_rng(length).standard_normal(length) * 0.1).astype(np.float32)
     n_out = (length // 160 + 2) // 2
     ref = _whole(net, a)[:n_out]
-    for chunk_rows in (1, 7, 100, 10**6):
+    for chunk_rows in (3, 40, 10**6):
         for block in (333, 16000):
             out = np.concatenate(list(iter_rows(net, iter_array_blocks(a, block), chunk_rows)))
             assert out.shape == (n_out, 6)
@@ -76,6 +76,7 @@ def _write(path, audio16k: np.ndarray, rate: int, layout: str, codec: str):
     (44100, "stereo", "pcm_s16le", ".wav"),
     (48000, "5.1", "pcm_s16le", ".wav"),
     (22050, "stereo", "aac", ".m4a"),
+    (44100, "mono", "libmp3lame", ".mp3"),
 ])
 def test_any_rate_and_channels(model, shared_data, tmp_path, rate, layout, codec, suffix):
     a = load_audio(shared_data / "speech_hdtf_RD_Radio31_000.wav")
@@ -85,12 +86,14 @@ def test_any_rate_and_channels(model, shared_data, tmp_path, rate, layout, codec
     y = model.predict(path, fps=25.0, n_frames=len(ref))
     assert y.shape == ref.shape
     # same speech through another rate/layout/codec: the same mouth motion
-    opening_ref, opening = ref[:, 0], y[:, 0]
-    if codec == "aac":  # encoder delay shifts the signal by a few ms
-        assert np.corrcoef(opening_ref, opening)[0, 1] > 0.9
+    if codec in ("aac", "libmp3lame"):  # encoder priming delays the signal by a few tens of ms: best lag within 3 frames
+        c = max(np.corrcoef(ref[3:-3, 0], y[3 + k : len(y) - 3 + k, 0])[0, 1] for k in range(-3, 4))
+        assert c > 0.95
+    elif rate < 16000:  # band-limited input: no energy above 4 kHz, still the same speech rhythm
+        assert np.corrcoef(ref[:, 0], y[:, 0])[0, 1] > 0.5
     else:
-        assert np.corrcoef(opening_ref, opening)[0, 1] > 0.97
-        assert np.abs(y - ref).mean() < 0.1 * np.abs(ref).mean() + 1e-4
+        assert np.corrcoef(ref[:, 0], y[:, 0])[0, 1] > 0.98
+        assert np.abs(y - ref).mean() < 0.15 * np.abs(ref).mean() + 1e-4
 
 
 def test_unreadable_audio(model, tmp_path):

@@ -246,8 +246,9 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
     image_size = int(data_cfg.get("image_size", ctx.clip.crop_size))
     dilation = int(data_cfg.get("region_dilation", 4))
     clip_id = ctx.clip_dir.name
+    style = None
     if actor is not None:
-        model, index = _load_actor(model, actor)
+        model, index, style = _load_actor(model, actor)
     elif clip_id in model.actors:
         log.info("dub: %s is one of the prior's actors; using its texture", clip_id)
         index = model.actors.index(clip_id)
@@ -255,8 +256,7 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
         model, index = _adapt_actor(model, prior, ctx, cache, progress)
     setup = RenderSetup(model=model, actor_index=index, image_size=image_size, region_dilation=dilation)
     amodel = AudioModel.load(audio_model_path)
-    style = None
-    if cached.meta.get("has_audio", False) and ctx.clip.valid.sum() >= 2:
+    if style is None and cached.meta.get("has_audio", False) and ctx.clip.valid.sum() >= 2:
         from d4e.audio.style import calibrate_style
 
         # the actor's rest mouth and mouth amplitude, measured on the video's own speech
@@ -270,18 +270,19 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
 
 
 def _load_actor(model, actor):
-    """Apply an actor file (``d4e adapt``) to the prior; returns ``(model, actor index)``."""
+    """Add an actor file (``d4e adapt``) to the prior; returns ``(model, actor index, mouth style or None)``."""
     try:
-        from d4e.adapt import load_actor  # type: ignore[attr-defined]
+        from d4e.adapt.actor import actor_style, load_actor, read_actor
     except ImportError:
-        raise D4EError("actor files are not available: this D4E has no `d4e adapt` stage (d4e.adapt.load_actor)") from None
-    return load_actor(actor, model)
+        raise D4EError("actor files are not available: this D4E has no `d4e adapt` stage (d4e.adapt.actor)") from None
+    model, index = load_actor(actor, model)
+    return model, index, actor_style(read_actor(actor)[0])
 
 
 def _adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool):
     """Adapt the prior to the video's actor on its first seconds (cached for the next run)."""
     try:
-        from d4e.adapt import adapt_for_dub  # type: ignore[attr-defined]
+        from d4e.adapt.pipeline import adapt_for_dub
     except ImportError:
         raise D4EError(
             f"adaptation not available: {ctx.video.name} is not one of the prior's actors and this D4E has no "

@@ -296,25 +296,19 @@ def _blur5(x: torch.Tensor) -> torch.Tensor:
 
 
 def _down(x: torch.Tensor) -> torch.Tensor:
-    return _blur5(x)[..., ::2, ::2]
-
-
-def _up2(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """2x linear upsampling along ``dim`` (pixel-centre aligned, like bilinear ``align_corners=False``)."""
-    n = x.shape[dim]
-    xp = torch.cat([x.narrow(dim, 0, 1), x, x.narrow(dim, n - 1, 1)], dim)  # replicate edges
-    prev, cur, nxt = xp.narrow(dim, 0, n), x, xp.narrow(dim, 2, n)
-    even = cur + 0.25 * (prev - cur)
-    odd = cur + 0.25 * (nxt - cur)
-    shape = list(x.shape)
-    shape[dim] = 2 * n
-    return torch.stack([even, odd], dim + 1).reshape(shape)
+    """``_blur5(x)[..., ::2, ::2]``, computing only the kept samples (strided slices)."""
+    H, W = x.shape[-2:]
+    y = F.pad(x, (2, 2, 0, 0), mode="replicate")
+    y = (y[..., 0:W:2] + y[..., 4 : W + 4 : 2] + 4.0 * (y[..., 1 : W + 1 : 2] + y[..., 3 : W + 3 : 2]) + 6.0 * y[..., 2 : W + 2 : 2]) / 16.0
+    y = F.pad(y, (0, 0, 2, 2), mode="replicate")
+    return (
+        y[..., 0:H:2, :] + y[..., 4 : H + 4 : 2, :] + 4.0 * (y[..., 1 : H + 1 : 2, :] + y[..., 3 : H + 3 : 2, :]) + 6.0 * y[..., 2 : H + 2 : 2, :]
+    ) / 16.0
 
 
 def _up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Upsample a pyramid level 2x to ``size`` (at most 2x its size; odd sizes crop the last row/column)."""
-    y = _up2(_up2(x, 2), 3)
-    return y[..., : size[0], : size[1]]
+    """Upsample a pyramid level to ``size`` (about 2x), bilinear with pixel-centre alignment."""
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def max_pyramid_levels(height: int, width: int, min_size: int = 8) -> int:

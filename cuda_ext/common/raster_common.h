@@ -82,6 +82,44 @@ D4E_HD void tri_load(Tri<T>& t, const T* pos_b, const int* tri_f, int H, int W) 
   tri_finish(t, v0, v1, v2, H, W);
 }
 
+// Conservative column range [*c0, *c1] (inclusive, within the bbox) of row centre py that can hold
+// covered pixel centres: the exact test (cover) still decides, so this only has to be a superset.
+// Each edge function is linear in px, e_i = c_i + s_i px with s_i = Y_j - Y_k; the bound it implies
+// is widened by its floating-point error bound plus one pixel, and ignored when ill-conditioned.
+template <typename T>
+D4E_HD void row_span(const Tri<T>& t, T py, int W, int& c0, int& c1) {
+  const T eps = T(sizeof(T) == 4 ? 1.1920929e-7 : 2.220446049250313e-16);
+  T area = (t.X[1] - t.X[0]) * (t.Y[2] - t.Y[0]) - (t.X[2] - t.X[0]) * (t.Y[1] - t.Y[0]);
+  T ax = fabs(t.X[0]) + fabs(t.X[1]) + fabs(t.X[2]) + T(2), ay = fabs(t.Y[0]) + fabs(t.Y[1]) + fabs(t.Y[2]) + T(2);
+  c0 = t.c0;
+  c1 = t.c1;
+  if (fabs(area) < T(64) * eps * ax * ay) return;  // near-degenerate: orientation may flip per pixel
+  const T sg = area > T(0) ? T(1) : T(-1);
+  T lo = T(-3), hi = T(3);  // NDC, beyond the screen
+  for (int i = 0; i < 3; ++i) {
+    const int j = (i + 1) % 3, k = (i + 2) % 3;
+    const T s = sg * (t.Y[j] - t.Y[k]);
+    const T c = sg * (t.X[j] * (t.Y[k] - py) - t.X[k] * (t.Y[j] - py));
+    const T tol = T(16) * eps * (fabs(t.X[j]) + fabs(t.X[k]) + T(2)) * (fabs(t.Y[j]) + fabs(t.Y[k]) + T(2));
+    if (fabs(s) * T(W) <= tol * T(1e4)) continue;  // nearly horizontal edge: no useful bound
+    const T root = -c / s, slack = tol / fabs(s);
+    if (s > T(0)) lo = fmax(lo, root - slack);  // s px + c >= 0  <=>  px >= -c / s
+    else hi = fmin(hi, root + slack);
+  }
+  const T half = T(W) * T(0.5);
+  const T a = floor((lo + T(1)) * half - T(0.5)) - T(1), b = floor((hi + T(1)) * half - T(0.5)) + T(1);
+  if (a > T(c0)) c0 = a > T(c1) ? c1 + 1 : int(a);
+  if (b < T(c1)) c1 = b < T(c0) ? c0 - 1 : int(b);
+}
+
+// Projection only (no validity/bbox): for pixels already known to be covered by the triangle.
+template <typename T>
+D4E_HD void tri_load_proj(Tri<T>& t, const T* pos_b, const int* tri_f) {
+  tri_project(t, 0, pos_b + 4 * (long long)tri_f[0]);
+  tri_project(t, 1, pos_b + 4 * (long long)tri_f[1]);
+  tri_project(t, 2, pos_b + 4 * (long long)tri_f[2]);
+}
+
 // Edge functions e_i = (X_j - px)(Y_k - py) - (X_k - px)(Y_j - py), j = i+1, k = i+2 (mod 3).
 template <typename T>
 D4E_HD void edges(const Tri<T>& t, T px, T py, T& e0, T& e1, T& e2) {
@@ -117,34 +155,33 @@ template <typename T>
 D4E_HD void bary_grad(const Tri<T>& t, T px, T py, T gb0, T gb1, T gd, T g[3][4]) {
   T e[3];
   edges(t, px, py, e[0], e[1], e[2]);
-  T A = e[0] + e[1] + e[2];
-  T d = (e[0] * t.Z[0] + e[1] * t.Z[1] + e[2] * t.Z[2]) / A;
-  T r[3] = {e[0] / t.w[0], e[1] / t.w[1], e[2] / t.w[2]};
-  T S = r[0] + r[1] + r[2];
-  T b0 = r[0] / S, b1 = r[1] / S;
-  T gb[3] = {gb0, gb1, T(0)};
-  T sgb = gb0 * b0 + gb1 * b1;
-  T gX[3] = {0, 0, 0}, gY[3] = {0, 0, 0}, gZ[3], gw[3];
-  T ge[3];
+  const T iA = T(1) / (e[0] + e[1] + e[2]);
+  const T d = (e[0] * t.Z[0] + e[1] * t.Z[1] + e[2] * t.Z[2]) * iA;
+  const T iw[3] = {T(1) / t.w[0], T(1) / t.w[1], T(1) / t.w[2]};
+  const T r[3] = {e[0] * iw[0], e[1] * iw[1], e[2] * iw[2]};
+  const T iS = T(1) / (r[0] + r[1] + r[2]);
+  const T b0 = r[0] * iS, b1 = r[1] * iS;
+  const T gb[3] = {gb0, gb1, T(0)};
+  const T sgb = gb0 * b0 + gb1 * b1;
+  T gX[3] = {0, 0, 0}, gY[3] = {0, 0, 0}, gZ[3], gw[3], ge[3];
   for (int i = 0; i < 3; ++i) {
-    T gr = (gb[i] - sgb) / S;
-    ge[i] = gr / t.w[i] + gd * (t.Z[i] - d) / A;
-    gw[i] = -gr * e[i] / (t.w[i] * t.w[i]);
-    gZ[i] = gd * e[i] / A;
+    const T gr = (gb[i] - sgb) * iS;               // dL/dr_i, r_i = e_i / w_i, b_i = r_i / sum r
+    ge[i] = gr * iw[i] + gd * (t.Z[i] - d) * iA;   // dL/de_i (barycentrics and depth d = sum e Z / sum e)
+    gw[i] = -gr * r[i] * iw[i];                    // dL/dw_i through r_i
+    gZ[i] = gd * e[i] * iA;                        // dL/dZ_i
   }
-  for (int i = 0; i < 3; ++i) {
-    int j = (i + 1) % 3, k = (i + 2) % 3;
+  for (int i = 0; i < 3; ++i) {  // e_i = (X_j - px)(Y_k - py) - (X_k - px)(Y_j - py)
+    const int j = (i + 1) % 3, k = (i + 2) % 3;
     gX[j] += ge[i] * (t.Y[k] - py);
     gY[k] += ge[i] * (t.X[j] - px);
     gX[k] -= ge[i] * (t.Y[j] - py);
     gY[j] -= ge[i] * (t.X[k] - px);
   }
-  for (int i = 0; i < 3; ++i) {
-    T iw = T(1) / t.w[i];
-    g[i][0] = gX[i] * iw;
-    g[i][1] = gY[i] * iw;
-    g[i][2] = gZ[i] * iw;
-    g[i][3] = gw[i] - (gX[i] * t.X[i] + gY[i] * t.Y[i] + gZ[i] * t.Z[i]) * iw;
+  for (int i = 0; i < 3; ++i) {  // X = x / w, Y = y / w, Z = z / w
+    g[i][0] = gX[i] * iw[i];
+    g[i][1] = gY[i] * iw[i];
+    g[i][2] = gZ[i] * iw[i];
+    g[i][3] = gw[i] - (gX[i] * t.X[i] + gY[i] * t.Y[i] + gZ[i] * t.Z[i]) * iw[i];
   }
 }
 

@@ -37,7 +37,9 @@ __global__ void raster_pass(const T* __restrict__ pos, const int* __restrict__ t
   if (!t.valid) return;
   for (int i = t.r0; i <= t.r1; ++i) {
     const T py = d4e::pixel_center<T>(i, H);
-    for (int j = t.c0; j <= t.c1; ++j) {
+    int ca, cb;
+    d4e::row_span(t, py, W, ca, cb);
+    for (int j = ca; j <= cb; ++j) {
       T e0, e1, e2, A, d;
       if (!d4e::cover(t, d4e::pixel_center<T>(j, W), py, e0, e1, e2, A, d)) continue;
       const int64_t p = (b * H + i) * W + j;
@@ -61,7 +63,7 @@ __global__ void raster_resolve(const T* __restrict__ pos, const int* __restrict_
   const int64_t b = p / ((int64_t)H * W);
   const int i = int((p / W) % H), j = int(p % W);
   Tri<T> t;
-  d4e::tri_load(t, pos + b * V * 4, tri + (int64_t)f * 3, H, W);
+  d4e::tri_load_proj(t, pos + b * V * 4, tri + (int64_t)f * 3);
   T e0, e1, e2, A, d, b0, b1;
   d4e::cover(t, d4e::pixel_center<T>(j, W), d4e::pixel_center<T>(i, H), e0, e1, e2, A, d);
   d4e::bary(t, e0, e1, e2, b0, b1);
@@ -77,7 +79,7 @@ __global__ void raster_grad(const T* __restrict__ pos, const int* __restrict__ t
                             const T* __restrict__ grad, T* gpos, int64_t B, int64_t V, int64_t F, int H, int W) {
   const int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (p >= B * H * W) return;
-  const int f = int(rast[p * 4 + 3]) - 1;
+  const int f = int(rast[p * 4 + 3] + T(0.5)) - 1;
   if (f < 0 || f >= F) return;
   const T* g = grad + p * 4;
   if (g[0] == T(0) && g[1] == T(0) && g[2] == T(0)) return;
@@ -85,7 +87,7 @@ __global__ void raster_grad(const T* __restrict__ pos, const int* __restrict__ t
   const int i = int((p / W) % H), j = int(p % W);
   const int* tf = tri + (int64_t)f * 3;
   Tri<T> t;
-  d4e::tri_load(t, pos + b * V * 4, tf, H, W);
+  d4e::tri_load_proj(t, pos + b * V * 4, tf);
   T gv[3][4];
   d4e::bary_grad(t, d4e::pixel_center<T>(j, W), d4e::pixel_center<T>(i, H), g[0], g[1], g[2], gv);
   for (int k = 0; k < 3; ++k)
@@ -98,7 +100,7 @@ __global__ void interp_fwd(const T* __restrict__ attr, const T* __restrict__ ras
   const int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (p >= B * npix_b) return;
   const T* r = rast + p * 4;
-  const int f = int(r[3]) - 1;
+  const int f = int(r[3] + T(0.5)) - 1;
   if (f < 0 || f >= F) return;
   const int64_t b = Ba == 1 ? 0 : p / npix_b;
   const int* tf = tri + (int64_t)f * 3;
@@ -117,7 +119,7 @@ __global__ void interp_bwd(const T* __restrict__ attr, const T* __restrict__ ras
   const int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (p >= B * npix_b) return;
   const T* r = rast + p * 4;
-  const int f = int(r[3]) - 1;
+  const int f = int(r[3] + T(0.5)) - 1;
   if (f < 0 || f >= F) return;
   const int64_t b = Ba == 1 ? 0 : p / npix_b;
   const int* tf = tri + (int64_t)f * 3;

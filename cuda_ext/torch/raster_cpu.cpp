@@ -37,6 +37,9 @@ void rasterize_fwd_impl(const T* pos, const int* tri, T* rast, int64_t B, int64_
       d4e::tri_load(tris[k], pos + b * V * 4, tri + f * 3, H, W);
     }
   });
+  std::vector<T> xs(W), ys(H);  // pixel-centre tables (same values as d4e::pixel_center)
+  for (int j = 0; j < W; ++j) xs[j] = d4e::pixel_center<T>(j, W);
+  for (int i = 0; i < H; ++i) ys[i] = d4e::pixel_center<T>(i, H);
   const int64_t nband = (H + kBand - 1) / kBand;
   at::parallel_for(0, B * nband, 1, [&](int64_t s, int64_t e) {
     std::vector<T> depth(kBand * W);
@@ -52,12 +55,14 @@ void rasterize_fwd_impl(const T* pos, const int* tri, T* rast, int64_t B, int64_
         if (!t.valid || t.r1 < y0 || t.r0 >= y1) continue;
         const int ra = std::max(t.r0, y0), rb = std::min(t.r1, y1 - 1);
         for (int i = ra; i <= rb; ++i) {
-          const T py = d4e::pixel_center<T>(i, H);
+          const T py = ys[i];
           T* drow = depth.data() + (i - y0) * W;
           int* irow = id.data() + (i - y0) * W;
-          for (int j = t.c0; j <= t.c1; ++j) {
+          int ca, cb;
+          d4e::row_span(t, py, W, ca, cb);
+          for (int j = ca; j <= cb; ++j) {
             T e0, e1, e2, A, d;
-            if (d4e::cover(t, d4e::pixel_center<T>(j, W), py, e0, e1, e2, A, d) && d < drow[j]) {
+            if (d4e::cover(t, xs[j], py, e0, e1, e2, A, d) && d < drow[j]) {
               drow[j] = d;
               irow[j] = int(f);
             }
@@ -65,15 +70,18 @@ void rasterize_fwd_impl(const T* pos, const int* tri, T* rast, int64_t B, int64_
         }
       }
       for (int i = y0; i < y1; ++i) {
-        const T py = d4e::pixel_center<T>(i, H);
+        const T py = ys[i];
         for (int j = 0; j < W; ++j) {
           const int f = id[(i - y0) * W + j];
-          if (f < 0) continue;
+          T* o = rast + ((b * H + i) * W + j) * 4;
+          if (f < 0) {
+            o[0] = o[1] = o[2] = o[3] = T(0);
+            continue;
+          }
           const Tri<T>& t = tb[f];
           T e0, e1, e2, A, d, b0, b1;
-          d4e::cover(t, d4e::pixel_center<T>(j, W), py, e0, e1, e2, A, d);
+          d4e::cover(t, xs[j], py, e0, e1, e2, A, d);
           d4e::bary(t, e0, e1, e2, b0, b1);
-          T* o = rast + ((b * H + i) * W + j) * 4;
           o[0] = b0;
           o[1] = b1;
           o[2] = d;
@@ -88,8 +96,8 @@ torch::Tensor rasterize_fwd(torch::Tensor pos, torch::Tensor tri, int64_t H, int
   check_inputs(pos, tri);
   pos = pos.contiguous();
   tri = tri.contiguous();
-  auto rast = torch::zeros({pos.size(0), H, W, 4}, pos.options());
-  if (pos.size(0) == 0 || tri.size(0) == 0 || H == 0 || W == 0) return rast;
+  if (pos.size(0) == 0 || tri.size(0) == 0 || H == 0 || W == 0) return torch::zeros({pos.size(0), H, W, 4}, pos.options());
+  auto rast = torch::empty({pos.size(0), H, W, 4}, pos.options());  // every pixel is written
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_fwd", [&] {
     rasterize_fwd_impl<scalar_t>(pos.data_ptr<scalar_t>(), tri.data_ptr<int>(), rast.data_ptr<scalar_t>(),
                                  pos.size(0), pos.size(1), tri.size(0), int(H), int(W));
@@ -111,7 +119,7 @@ void rasterize_bwd_impl(const T* pos, const int* tri, const T* rast, const T* gr
       T* g = gbuf + c * B * V * 4;
       for (int64_t p = c * per; p < std::min(npix, (c + 1) * per); ++p) {
         const T* r = rast + p * 4;
-        const int f = int(r[3]) - 1;
+        const int f = int(r[3] + T(0.5)) - 1;  // ids are stored exactly; round for safety
         if (f < 0 || f >= F) continue;
         const T* gr = grad + p * 4;
         if (gr[0] == T(0) && gr[1] == T(0) && gr[2] == T(0)) continue;
@@ -119,7 +127,7 @@ void rasterize_bwd_impl(const T* pos, const int* tri, const T* rast, const T* gr
         const int i = int((p / W) % H), j = int(p % W);
         Tri<T> t;
         const int* tf = tri + f * 3;
-        d4e::tri_load(t, pos + b * V * 4, tf, H, W);
+        d4e::tri_load_proj(t, pos + b * V * 4, tf);
         T gv[3][4];
         d4e::bary_grad(t, d4e::pixel_center<T>(j, W), d4e::pixel_center<T>(i, H), gr[0], gr[1], gr[2], gv);
         for (int k = 0; k < 3; ++k) {
@@ -156,7 +164,7 @@ void interpolate_fwd_impl(const T* attr, const T* rast, const int* tri, T* out, 
   at::parallel_for(0, B * npix_b, 2048, [&](int64_t s, int64_t e) {
     for (int64_t p = s; p < e; ++p) {
       const T* r = rast + p * 4;
-      const int f = int(r[3]) - 1;
+      const int f = int(r[3] + T(0.5)) - 1;  // ids are stored exactly; round for safety
       T* o = out + p * C;
       if (f < 0 || f >= F) continue;
       const int64_t b = Ba == 1 ? 0 : p / npix_b;
@@ -194,7 +202,7 @@ void interpolate_bwd_impl(const T* attr, const T* rast, const int* tri, const T*
       T* g = gbuf + ch * Ba * V * C;
       for (int64_t p = ch * per; p < std::min(npix, (ch + 1) * per); ++p) {
         const T* r = rast + p * 4;
-        const int f = int(r[3]) - 1;
+        const int f = int(r[3] + T(0.5)) - 1;  // ids are stored exactly; round for safety
         if (f < 0 || f >= F) continue;
         const int64_t b = Ba == 1 ? 0 : p / npix_b;
         const int* tf = tri + f * 3;

@@ -84,7 +84,8 @@ def main() -> int:
     import torch
 
     from d4e.audio.model import DEFAULT_MODEL, AudioModel
-    from d4e.audio.style import apply_style, calibrate_style, frame_energy
+    from d4e.audio.stream import pause_frames
+    from d4e.audio.style import apply_style, calibrate_style
     from d4e.audio.targets import LIPS, MOUTH, opening_of_points
     from d4e.audio.train import pearson, prepare_corpus
     from d4e.io.audio import load_audio
@@ -96,6 +97,7 @@ def main() -> int:
     ap.add_argument("--speech", default="speech_musetalk_eng.wav", help="shared speech file with pauses")
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the long-audio test")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gate-db", default=None, help="override the voice-gate threshold (dBFS, or 'off')")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -109,6 +111,8 @@ def main() -> int:
 
     model = AudioModel.load(args.model)
     cfg = model.config
+    if args.gate_db is not None:
+        cfg.infer.gate_db = None if args.gate_db == "off" else float(args.gate_db)
     _, prep, _ = prepare_corpus([data], cfg, space=model.space)
     lip = [MOUTH.index(i) for i in LIPS]
 
@@ -122,7 +126,8 @@ def main() -> int:
     silent = {"digital": np.zeros(int(sil_s * 16000), np.float32),
               "noise": (np.random.default_rng(0).standard_normal(int(sil_s * 16000)) * 1e-3).astype(np.float32)}
     rows = []
-    sil_open, sil_motion, pause_open, pause_motion = [], [], [], []
+    sil_open, sil_motion, pause_open, pause_motion, pause_open_net = [], [], [], [], []
+    gate_db = cfg.infer.gate_db if cfg.infer.gate_db is not None else -50.0
     for p in prep:
         c = p.clip
         sel = c.valid.copy()
@@ -146,19 +151,18 @@ def main() -> int:
             pts = model.mouth_points(y, p.tg.actor_mean)
             sil_open.append(float(opening_of_points(pts).max()) - neutral_open)
             sil_motion.append(float(np.linalg.norm(np.diff(pts[:, lip], axis=0), axis=-1).max()))
-        # pauses inside real speech: frames at least 0.2 s away from any sound above -45 dBFS
+        # pauses inside real speech (where the voice gate is closed), with and without the gate
         ys = apply_style(model.predict(speech, c.fps), style)
-        en = frame_energy(speech, c.fps, len(ys))
-        loud = en > -45.0
-        k = int(round(0.2 * c.fps))
-        near = np.convolve(loud.astype(float), np.ones(2 * k + 1), mode="same") > 0
-        quiet = ~near
+        quiet = pause_frames(speech, c.fps, len(ys), gate_db, cfg.infer.gate_hold_s, cfg.infer.gate_ramp_s)
         if quiet.sum() >= 2:
             pts = model.mouth_points(ys, p.tg.actor_mean)
             pause_open.append(float(opening_of_points(pts)[quiet].max()) - neutral_open)
             both = quiet[1:] & quiet[:-1]
             if both.any():
                 pause_motion.append(float(np.linalg.norm(np.diff(pts[:, lip], axis=0), axis=-1).max(1)[both].max()))
+            yu = apply_style(model.predict(speech, c.fps, gate=False), style)
+            pause_open_net.append(float(opening_of_points(model.mouth_points(yu, p.tg.actor_mean))[quiet].max())
+                                  - neutral_open)
         rows.append(dict(clip=c.clip_id, n=int(sel.sum()), lve=lve, corr=corr, lve_generic=lve_g, corr_generic=corr_g,
                          lve_shift=lve_sh, corr_shift=corr_sh, lve_mean=lve_mean))
     w = np.array([r["n"] for r in rows], float)
@@ -178,8 +182,10 @@ def main() -> int:
     print(f"silence (digital, -60 dBFS noise; {len(rows)} actors): max opening above neutral {max(sil_open):.4f} IOD "
           f"(bound {sc.open_margin}), max frame-to-frame lip motion {max(sil_motion):.5f} IOD (bound {sc.motion_bound})")
     if pause_open:
-        print(f"pauses in {args.speech}: max opening above neutral {max(pause_open):.4f} IOD, "
-              f"max lip motion {max(pause_motion) if pause_motion else 0.0:.5f} IOD")
+        print(f"pauses in {args.speech} (no sound above {gate_db} dBFS within "
+              f"{cfg.infer.gate_hold_s + cfg.infer.gate_ramp_s:.2f} s): max opening above neutral "
+              f"{max(pause_open):.4f} IOD, max lip motion {max(pause_motion) if pause_motion else 0.0:.5f} IOD; "
+              f"network alone (gate off): {max(pause_open_net):.4f} IOD")
 
     mem_short = mem_long = rt = float("nan")
     if args.minutes > 0:
@@ -203,7 +209,8 @@ def main() -> int:
         "realtime_ratio": round(rt, 2),
         "lve_mean_baseline": round(avg("lve_mean"), 5),
         "lve_shifted_baseline": round(avg("lve_shift"), 5),
-        "silence_max_motion": round(max(sil_motion), 6),
+        "silence_max_motion": round(max(sil_motion + pause_motion), 6),
+        "pause_max_open_ungated": round(max(pause_open_net), 5) if pause_open_net else None,
         "peak_rss_mib_1min": round(mem_short, 1),
         "peak_rss_mib_long": round(mem_long, 1),
     }

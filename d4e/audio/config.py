@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 from d4e.core.config import CONFIG_DIR, load_config
 
@@ -59,6 +60,12 @@ class InferConfig:
     chunk_s: float = 30.0
     #: samples per decode block
     block_samples: int = 16000
+    #: voice gate: rows with no audio louder than this (dBFS) nearby are pulled to the silent output (None: off)
+    gate_db: Optional[float] = -50.0
+    #: quiet needed each side of a frame for the gate to close (seconds)
+    gate_hold_s: float = 0.16
+    #: half-width of the gate's linear ramp (seconds)
+    gate_ramp_s: float = 0.06
 
 
 @dataclass

@@ -51,11 +51,11 @@ class AudioModel:
 
     # ------------------------------------------------------------------ inference
     def predict_rows(self, audio: str | os.PathLike | np.ndarray, chunk_s: float | None = None,
-                     progress: bool = False) -> np.ndarray:
+                     progress: bool = False, gate: bool = True) -> np.ndarray:
         """50 Hz rows ``float32 (J, K)`` for a file (any format PyAV reads) or a 16 kHz mono array."""
-        return self._rows(audio, chunk_s, progress)[0]
+        return self._rows(audio, chunk_s, progress, gate)[0]
 
-    def _rows(self, audio, chunk_s, progress) -> tuple[np.ndarray, int]:
+    def _rows(self, audio, chunk_s, progress, use_gate: bool = True) -> tuple[np.ndarray, int]:
         cfg = self.config.infer
         chunk_rows = max(1, int(round((chunk_s or cfg.chunk_s) * ROW_RATE)))
         if isinstance(audio, np.ndarray):
@@ -69,7 +69,11 @@ class AudioModel:
                 count[0] += len(b)
                 yield b
 
-        it = iter_rows(self.net, counted(), chunk_rows)
+        gate = dict(gate_db=None)
+        if use_gate and cfg.gate_db is not None:
+            gate = dict(gate_db=cfg.gate_db, gate_hold=int(round(cfg.gate_hold_s * ROW_RATE)),
+                        gate_ramp=int(round(cfg.gate_ramp_s * ROW_RATE)))
+        it = iter_rows(self.net, counted(), chunk_rows, **gate)
         if progress:
             from tqdm import tqdm
 
@@ -78,7 +82,8 @@ class AudioModel:
         return (np.concatenate(rows) if rows else np.zeros((0, self.n_coeffs), np.float32)), count[0]
 
     def predict(self, audio: str | os.PathLike | np.ndarray, fps: float, n_frames: int | None = None,
-                offset_s: float = 0.0, chunk_s: float | None = None, progress: bool = False) -> np.ndarray:
+                offset_s: float = 0.0, chunk_s: float | None = None, progress: bool = False,
+                gate: bool = True) -> np.ndarray:
         """Per-frame mouth coefficients for ``audio``.
 
         Args:
@@ -88,20 +93,21 @@ class AudioModel:
             n_frames: number of frames (default: ``ceil(duration * fps)``).
             offset_s: audio time of frame 0.
             chunk_s: seconds per chunk (default from config); the result does not depend on it.
+            gate: apply the voice gate of ``config.infer`` (pauses -> rest mouth).
 
         Returns:
             ``float32 (n_frames, K)`` coefficients of :attr:`space`, person-generic
             (apply :func:`d4e.audio.style.apply_style` for an actor).
         """
         check(fps > 0, f"fps must be positive, got {fps}")
-        rows, n_samples = self._rows(audio, chunk_s, progress)
+        rows, n_samples = self._rows(audio, chunk_s, progress, gate)
         if n_frames is None:
             n_frames = max(1, int(math.ceil(n_samples / SAMPLE_RATE * fps - 1e-6)))
         return rows_to_frames(rows, fps, n_frames, offset_s)
 
     def silence(self) -> np.ndarray:
         """The network's output on digital silence, ``float32 (K,)`` (a constant by construction)."""
-        rows = self.predict_rows(np.zeros(SAMPLE_RATE, np.float32))
+        rows = self.predict_rows(np.zeros(SAMPLE_RATE, np.float32), gate=False)
         return rows[len(rows) // 2].copy()
 
     # ------------------------------------------------------------------ geometry

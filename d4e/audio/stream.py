@@ -21,6 +21,7 @@ import torch
 
 from d4e.core.check import check
 from d4e.errors import InputError
+from d4e.audio.net import SILENCE_LOGMEL
 from d4e.io.audio import MelConfig, SAMPLE_RATE, log_mel
 
 #: output rows per second of the network (mel at 100 Hz, one stride-2 layer)
@@ -92,8 +93,27 @@ def iter_array_blocks(audio: np.ndarray, block: int = 16000) -> Iterator[np.ndar
         yield audio[s : s + block]
 
 
+def _row_levels(seg: np.ndarray, s0: int, j_first: int, n: int) -> np.ndarray:
+    """dBFS level of the 40 ms around rows ``j_first .. j_first + n - 1`` (row j at sample ``320 j``)."""
+    c = np.concatenate([[0.0], np.cumsum(seg.astype(np.float64) ** 2)])
+    centre = (j_first + np.arange(n)) * 2 * _HOP - s0
+    a = np.clip(centre - 2 * _HOP, 0, len(seg))
+    b = np.clip(centre + 2 * _HOP, 0, len(seg))
+    e = (c[b] - c[a]) / np.maximum(b - a, 1)
+    return 10 * np.log10(np.maximum(e, 1e-12))
+
+
+def _gate(levels: np.ndarray, threshold_db: float, hold: int, ramp: int) -> np.ndarray:
+    """Voice gate over rows: 0 where no row within ``hold`` rows is above ``threshold_db``, ramped."""
+    loud = (levels > threshold_db).astype(np.float64)
+    near = np.convolve(loud, np.ones(2 * hold + 1), mode="same") > 0
+    g = np.convolve(near.astype(np.float64), np.ones(2 * ramp + 1) / (2 * ramp + 1), mode="same")
+    return g[hold + ramp : len(g) - hold - ramp]
+
+
 @torch.inference_mode()
-def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500) -> Iterator[np.ndarray]:
+def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db: float | None = None,
+              gate_hold: int = 8, gate_ramp: int = 3) -> Iterator[np.ndarray]:
     """Run ``net`` over an audio stream, yielding its 50 Hz output rows chunk by chunk.
 
     Output row ``j`` is centred at ``j / 50`` s. Over the whole stream the rows are
@@ -101,10 +121,19 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500) -> Iter
     whatever ``chunk_rows`` is: each chunk is computed from its own audio segment
     with ``net.receptive_radius`` mel rows (plus the STFT window) of overlap.
 
+    With ``gate_db`` set, a voice gate pulls rows towards the network's output on
+    digital silence wherever no audio within ``gate_hold`` rows (50 Hz) is louder than
+    ``gate_db`` dBFS, with a linear ramp of ``gate_ramp`` rows: pauses in speech give a
+    closed, still mouth even when the network alone would not settle within them. The
+    gate is computed from the same overlapping samples, so it is chunk-independent too.
+
     Args:
         net: :class:`~d4e.audio.net.AudioExprNet` (put in eval mode by the caller).
         blocks: iterable of mono float32 16 kHz sample blocks.
         chunk_rows: output rows per chunk (memory bound: O(chunk_rows)).
+        gate_db: voice-gate threshold in dBFS (None: no gate).
+        gate_hold: rows of quiet needed each side of a row for the gate to close.
+        gate_ramp: half-width of the gate's ramp in rows.
 
     Yields:
         ``float32 (C, K)`` arrays, in order.
@@ -112,6 +141,10 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500) -> Iter
     check(chunk_rows > 0, f"chunk_rows must be positive, got {chunk_rows}")
     R = net.receptive_radius
     device = next(net.parameters()).device
+    if gate_db is not None:
+        check(gate_hold + gate_ramp + 1 <= R // 2, f"gate_hold + gate_ramp must be below {R // 2 - 1} rows")
+        sil = torch.full((1, 2 * R + 1, net.n_mels), SILENCE_LOGMEL, device=device)
+        silence_row = net.forward_valid(sil)[0, 0].float().cpu().numpy()
     j0 = 0
     buf0 = -(R + 2) * _HOP  # global index of buf[0]
     buf = np.zeros(-buf0, np.float32)
@@ -151,7 +184,12 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500) -> Iter
         seg = buf[s0 - buf0 : s_end - buf0]
         mel = log_mel(seg)[2 : 2 + 2 * (C - 1) + 2 * R + 1]
         out = net.forward_valid(torch.from_numpy(np.ascontiguousarray(mel))[None].to(device))[0]
-        yield out.float().cpu().numpy()
+        out = out.float().cpu().numpy()
+        if gate_db is not None:
+            m = gate_hold + gate_ramp
+            g = _gate(_row_levels(seg, s0, j0 - m, C + 2 * m), gate_db, gate_hold, gate_ramp)
+            out = silence_row + g[:, None].astype(np.float32) * (out - silence_row)
+        yield out
         j0 += C
         keep_from = (2 * j0 - R - 2) * _HOP
         buf = buf[keep_from - buf0 :].copy()
@@ -179,3 +217,24 @@ def rows_to_frames(rows: np.ndarray, fps: float, n_frames: int, offset_s: float 
     i1 = np.minimum(i + 1, len(rows) - 1)
     w = (p - i).astype(np.float32)[:, None]
     return rows[i] * (1 - w) + rows[i1] * w
+
+
+def pause_frames(audio: np.ndarray, fps: float, n_frames: int, gate_db: float, hold_s: float = 0.16,
+                 ramp_s: float = 0.06) -> np.ndarray:
+    """Frames inside pauses: no audio louder than ``gate_db`` dBFS within ``hold_s + ramp_s`` -> ``bool (n_frames,)``.
+
+    These are exactly the frames where the voice gate of :func:`iter_rows` is fully
+    closed (same 40 ms level windows at 50 Hz, same hold and ramp).
+    """
+    audio = np.asarray(audio, np.float32)
+    hold, ramp = int(round(hold_s * ROW_RATE)), int(round(ramp_s * ROW_RATE))
+    m = hold + ramp
+    J = int(np.ceil(len(audio) / (2 * _HOP))) + 1
+    pad = (m + 2) * 2 * _HOP
+    seg = np.pad(audio, (pad, pad))
+    g = _gate(_row_levels(seg, -pad, -m, J + 2 * m), gate_db, hold, ramp)
+    t = np.arange(n_frames) / fps * ROW_RATE
+    # a frame between two rows is in a pause only if both neighbours are
+    rows_a = np.clip(np.floor(t).astype(np.int64), 0, J - 1)
+    rows_b = np.clip(np.ceil(t).astype(np.int64), 0, J - 1)
+    return (g[rows_a] == 0) & (g[rows_b] == 0)

@@ -7,6 +7,7 @@ import pytest
 
 from d4e.audio.data import clip_dirs, clip_targets, load_clip
 from d4e.audio.model import AudioModel
+from d4e.audio.stream import pause_frames
 from d4e.audio.style import STYLE_KEYS, apply_style, calibrate_style, frame_energy
 from d4e.audio.targets import LIPS, MOUTH, opening_of_points
 from d4e.audio.train import pearson
@@ -79,13 +80,14 @@ def test_pauses_in_speech_are_closed(model, actors, shared_data):
     for c, _, style in actors:
         mean = style["audio_style.mouth_mean"]
         y = apply_style(model.predict(speech, fps=c.fps), style)
-        loud = frame_energy(speech, c.fps, len(y)) > -45.0
-        k = int(round(0.2 * c.fps))
-        quiet = ~(np.convolve(loud.astype(float), np.ones(2 * k + 1), mode="same") > 0)
+        gi = model.config.infer
+        quiet = pause_frames(speech, c.fps, len(y), gi.gate_db, gi.gate_hold_s, gi.gate_ramp_s)
         assert quiet.sum() > 10, "the shared speech file has pauses"
-        op, _ = _open_and_motion(model, y, mean)
+        op, motion = _open_and_motion(model, y, mean)
         op_neutral = opening_of_points(model.mouth_points(style["audio_style.neutral"][None], mean))[0]
         assert op[quiet].max() <= op_neutral + sc.open_margin, c.clip_id
+        assert motion[quiet[1:] & quiet[:-1]].max() <= sc.motion_bound, c.clip_id
+        loud = frame_energy(speech, c.fps, len(y)) > -30.0
         assert op[loud].max() > op_neutral + sc.open_margin, "speech opens the mouth"
 
 

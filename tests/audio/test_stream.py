@@ -42,11 +42,12 @@ def test_chunked_equals_whole_random_net(length):
 
 def test_chunked_equals_unchunked_shipped_model(model, shared_data):
     a = load_audio(shared_data / "speech_vretalking_audio1.wav")
-    whole = model.predict(a, fps=25.0, chunk_s=1e6)
+    whole = model.predict(a, fps=25.0, chunk_s=1e6)  # with the voice gate (the default)
     for chunk_s in (0.7, 2.0):
         np.testing.assert_allclose(model.predict(a, fps=25.0, chunk_s=chunk_s), whole, atol=2e-5, rtol=0)
+    ungated = model.predict(a, fps=25.0, chunk_s=0.7, gate=False)
     ref = rows_to_frames(_whole(model.net, a), 25.0, len(whole))
-    np.testing.assert_allclose(whole, ref, atol=2e-5, rtol=0)
+    np.testing.assert_allclose(ungated, ref, atol=2e-5, rtol=0)
     assert whole.shape == (int(np.ceil(len(a) / 16000 * 25)), model.n_coeffs)
     assert whole.std(0).max() > 1e-3  # speech moves the mouth
 

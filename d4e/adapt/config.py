@@ -1,0 +1,120 @@
+"""Configuration of actor adaptation (``configs/adapt.yaml``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from d4e.core.config import CONFIG_DIR, load_config
+from d4e.errors import InputError
+from d4e.losses.render import LossConfig
+
+#: what is fine-tuned (and stored in the actor file) besides the new texture
+MODES = ("texture", "renderer", "residual")
+
+
+@dataclass
+class FootageConfig:
+    """Which frames of the actor's video are used, and what footage is rejected."""
+
+    #: seconds from the start of the video trained on
+    seconds: float = 4.0
+    #: the last fraction of the video's frames is held out (early stopping, preview)
+    holdout_fraction: float = 0.2
+    #: held-out frames used for validation (evenly spaced)
+    max_val_frames: int = 16
+    #: videos shorter than this are rejected
+    min_seconds: float = 1.0
+    #: videos whose face is tracked on fewer frames than this fraction are rejected
+    min_tracked_fraction: float = 0.25
+    #: frames probed (MediaPipe, up to ``face_probe_max`` faces each) for several faces
+    face_probe_frames: int = 8
+    face_probe_max: int = 4
+    #: the video "shows several faces" when at least this fraction of probed frames has more than one
+    several_faces_fraction: float = 0.25
+
+
+@dataclass
+class TextureInitConfig:
+    #: "prior_mean": mean of the prior's actor textures; "random": a fresh random texture
+    init: str = "prior_mean"
+
+
+@dataclass
+class MixConfig:
+    #: fraction of each batch drawn from the prior's actors (mode "renderer" only)
+    ratio: float = 0.5
+    #: frames loaded per prior actor for mixing
+    frames_per_actor: int = 24
+
+
+@dataclass
+class ResidualConfig:
+    #: channels of the per-actor residual network (mode "residual")
+    width: int = 16
+
+
+@dataclass
+class AdaptOptimConfig:
+    lr_renderer: float = 2e-4
+    lr_texture: float = 5e-3
+    lr_residual: float = 1e-3
+
+
+@dataclass
+class AdaptTrainConfig:
+    #: maximum steps (``--steps`` overrides; ``--minutes`` stops earlier by time)
+    steps: int = 1500
+    batch_size: int = 8
+    seed: int = 0
+    #: validate every N steps
+    val_every: int = 50
+    #: early stopping: validations without improvement before stopping (0 = never stop early)
+    patience: int = 6
+    #: held-out PSNR gain (dB) that counts as an improvement
+    min_delta: float = 0.02
+
+
+@dataclass
+class StoreConfig:
+    #: store texture / renderer / residual as float16
+    half: bool = True
+
+
+@dataclass
+class AdaptConfig:
+    """Everything ``d4e adapt`` reads from its YAML config."""
+
+    mode: str = "renderer"
+    footage: FootageConfig = field(default_factory=FootageConfig)
+    texture: TextureInitConfig = field(default_factory=TextureInitConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    residual: ResidualConfig = field(default_factory=ResidualConfig)
+    optim: AdaptOptimConfig = field(default_factory=AdaptOptimConfig)
+    train: AdaptTrainConfig = field(default_factory=AdaptTrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    #: held-out frames shown in the preview PNG
+    preview_frames: int = 6
+
+    def validate(self) -> "AdaptConfig":
+        """Raise :class:`InputError` on values that cannot work."""
+        f = self.footage
+        if self.mode not in MODES:
+            raise InputError(f"adapt config: mode must be one of {MODES}, got {self.mode!r}")
+        if self.texture.init not in ("prior_mean", "random"):
+            raise InputError(f"adapt config: texture.init must be prior_mean or random, got {self.texture.init!r}")
+        if not f.seconds > 0:
+            raise InputError(f"adapt config: footage.seconds must be > 0, got {f.seconds}")
+        if not 0 < f.holdout_fraction < 1:
+            raise InputError(f"adapt config: footage.holdout_fraction must be in (0, 1), got {f.holdout_fraction}")
+        if not 0 <= self.mix.ratio < 1:
+            raise InputError(f"adapt config: mix.ratio must be in [0, 1), got {self.mix.ratio}")
+        if self.train.batch_size < 1 or self.train.steps < 1 or self.train.val_every < 1:
+            raise InputError("adapt config: train.batch_size, train.steps and train.val_every must be >= 1")
+        return self
+
+
+def load_adapt_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> AdaptConfig:
+    """Load ``configs/adapt.yaml`` (or ``path``), apply ``overrides`` (nested dict) and validate."""
+    return load_config(AdaptConfig, path if path is not None else CONFIG_DIR / "adapt.yaml", overrides).validate()

@@ -36,22 +36,27 @@ def load_vgg_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"cannot read VGG weights {path}: {exc}") from None
 
 
+def vgg16_features() -> nn.Sequential:
+    """An untrained torchvision ``vgg16().features`` trunk (same layer indices; no classifier is built)."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    return make_layers(cfgs["D"], batch_norm=False)
+
+
 class VGGFeatures(nn.Module):
     """Frozen VGG-16 trunk returning a list of feature maps for images ``(B, 3, H, W)`` in [0, 1]."""
 
     def __init__(self, weights: str | os.PathLike, layers: tuple[int, ...] = VGG16_LAYERS):
         super().__init__()
-        import torchvision
-
-        vgg = torchvision.models.vgg16(weights=None)
+        features = vgg16_features()
         state = load_vgg_state(weights)
         feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
         try:
-            vgg.features.load_state_dict(feats)
+            features.load_state_dict(feats)
         except RuntimeError as exc:
             raise CheckpointError(f"{weights} does not hold torchvision vgg16 weights: {str(exc).splitlines()[0]}") from None
         self.layers = tuple(layers)
-        self.features = vgg.features[: max(self.layers) + 1].eval()
+        self.features = features[: max(self.layers) + 1].eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -39,6 +39,8 @@ class TextureConfig:
     levels: int = 4
     #: standard deviation of the initial random values of the coarsest level (finer levels start at 0)
     init_std: float = 0.1
+    #: initialise the RGB channels from the actor's frames (unprojected mean colour per texel)
+    init_from_data: bool = True
 
 
 def sample_texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
@@ -76,9 +78,16 @@ class NeuralTexture(nn.Module):
 
     @torch.no_grad()
     def init_rgb(self, rgb: torch.Tensor) -> None:
-        """Set channels 0..2 of the coarsest level to a UV-space RGB image ``(3, h, w)`` in [0, 1]."""
+        """Make channels 0..2 of the summed texture equal a UV-space RGB image ``(3, h, w)`` in [0, 1].
+
+        The image goes into the finest level not larger than it (area-resampled); channels 0..2 of
+        the other levels are zeroed.
+        """
         check_shape(rgb, ["3", "h", "w"], "rgb")
-        lvl = self.levels[-1]
+        k = next((i for i, lvl in enumerate(self.levels) if lvl.shape[-1] <= rgb.shape[-1]), len(self.levels) - 1)
+        for i, lvl in enumerate(self.levels):
+            lvl[0, :3] = 0
+        lvl = self.levels[k]
         lvl[0, :3] = F.interpolate(rgb[None].float(), size=lvl.shape[-2:], mode="area")[0]
 
     def forward(self, uv: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,10 @@ class RendererConfig:
     """Deferred neural renderer settings."""
 
     unet: UNetConfig = field(default_factory=UNetConfig)
+    #: predict a correction of the texture's RGB channels (DNR's RGB-tied channels) instead of RGB from
+    #: scratch: ``render = sigmoid(logit(tex_rgb) + unet)``, with the U-Net's last layer zero-initialised so
+    #: that training starts from the texture-mapped image (grey off the mesh)
+    residual: bool = True
 
 
 def masked_context(crop: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
@@ -66,6 +70,9 @@ class DeferredNeuralRenderer(nn.Module):
         self.cfg = cfg
         self.tex_channels = tex_channels
         self.net = UNet(cfg.unet, in_channels=tex_channels + 5, out_channels=3)
+        if cfg.residual:
+            nn.init.zeros_(self.net.head.weight)
+            nn.init.zeros_(self.net.head.bias)
 
     @property
     def multiple(self) -> int:
@@ -91,5 +98,10 @@ class DeferredNeuralRenderer(nn.Module):
         check_shape(crop, ["B", "3", "H", "W"], "crop")
         context = masked_context(crop, region)
         x = torch.cat([features * face_mask, face_mask, region, context], dim=1)
-        render = torch.sigmoid(self.net(x).float())
+        logits = self.net(x).float()
+        if self.cfg.residual:
+            # off the mesh there is no texture: start from grey (logit 0) so the U-Net fills it freely
+            base = (features[:, :3].float() * face_mask + 0.5 * (1 - face_mask)).clamp(1e-3, 1 - 1e-3)
+            logits = logits + torch.log(base / (1 - base))
+        render = torch.sigmoid(logits)
         return {"render": render, "composite": composite(render, crop, region), "context": context}

@@ -145,7 +145,7 @@ class ActorFrames(torch.utils.data.Dataset):
         ci, f = self.items[i]
         if self._crops[ci] is None:
             self._crops[ci] = np.load(self.clips[ci].dir / "crops.npy", mmap_mode="r")
-        img = np.asarray(self._crops[ci][f])
+        img = np.array(self._crops[ci][f])
         if img.shape[0] != self.size:
             img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
         return img

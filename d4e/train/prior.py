@@ -88,6 +88,41 @@ def build_datasets(clips: list[ActorClip], cfg: PriorConfig, face_model, progres
     return train, val
 
 
+@torch.no_grad()
+def init_textures_from_data(model: PriorModel, dataset: ActorFrames, geometry, frames_per_actor: int = 16,
+                            uv_resolution: int = 64, device: str | torch.device = "cpu") -> None:
+    """Initialise each actor texture's RGB channels (coarsest level) with the mean colour its training frames
+    project to each texel (unprojection through the rasterized UVs; empty texels get the actor's mean face colour).
+
+    This starts the texture at an aligned "mean face" (the DNR RGB channels), which speeds up training a lot.
+    """
+    from d4e.train.data import collate
+
+    items = np.array([c for c, _ in dataset.items])
+    R = uv_resolution
+    for ci in range(len(dataset.clips)):
+        idx = np.nonzero(items == ci)[0]
+        if len(idx) == 0:
+            continue
+        idx = idx[np.linspace(0, len(idx) - 1, min(frames_per_actor, len(idx))).round().astype(int)]
+        acc = torch.zeros(3, R * R, device=device)
+        cnt = torch.zeros(R * R, device=device)
+        for s in range(0, len(idx), 8):
+            batch = collate([dataset[int(i)] for i in idx[s:s + 8]])
+            crop = batch["crop"].to(device)
+            g = geometry.to(device)(batch["verts"].to(device), tuple(crop.shape[-2:]))
+            m = g["face_mask"][:, 0] > 0.5
+            t = (g["uv"][m] * R).long().clamp(0, R - 1)
+            flat = t[:, 1] * R + t[:, 0]
+            acc.index_add_(1, flat, crop.permute(1, 0, 2, 3)[:, m])
+            cnt.index_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
+        if cnt.sum() == 0:
+            continue
+        mean_colour = acc.sum(1) / cnt.sum()
+        img = torch.where(cnt > 0, acc / cnt.clamp_min(1), mean_colour[:, None]).reshape(3, R, R)
+        model.textures.textures[dataset.actor_index[ci]].init_rgb(img.cpu())
+
+
 def make_geometry(cfg: PriorConfig):
     """The :class:`MeshRasterizer` of the D4E face topology (generated region = lower face, dilated)."""
     from d4e.face import load_topology
@@ -136,7 +171,10 @@ def train_prior(
             "face_model_fingerprint": face_model.fingerprint(),
             "face_model_meta": {k: v for k, v in face_model.meta.items() if k in ("clips", "config", "model_version")},
         }
-        trainer = Trainer(model, train_set, val_set, cfg, out, geometry=make_geometry(cfg), log_dir=log_dir,
+        geometry = make_geometry(cfg)
+        if cfg.texture.init_from_data and not (resume and Path(out).is_file()):
+            init_textures_from_data(model, train_set, geometry)
+        trainer = Trainer(model, train_set, val_set, cfg, out, geometry=geometry, log_dir=log_dir,
                           extra_tensors=face_model_tensors(face_model), extra_meta=meta, progress=progress)
         return trainer.fit(steps=steps, minutes=minutes, resume=resume)
     finally:

@@ -28,6 +28,9 @@ class DubConfig:
     """Frames of cross-fade at each switch between dubbed and original frames (0: hard switch)."""
     batch_size: int = 8
     """Frames per batch through expression edit, rasterization and rendering."""
+    render_margin_px: int = 12
+    """The region the renderer fills extends this many crop pixels beyond the union of the lower-face
+    masks (room for the post-processing feather; masks handed to post are eroded by the rest of its reach)."""
     crop_feather_px: float = 6.0
     """Paste-back: alpha ramps to 0 over this many crop pixels at the crop square's edge."""
     frame_cache_mb: int = 768
@@ -52,6 +55,8 @@ class DubConfig:
             raise InputError(f"dub config: crossfade_frames must be >= 0, got {self.crossfade_frames}")
         if self.batch_size < 1:
             raise InputError(f"dub config: batch_size must be >= 1, got {self.batch_size}")
+        if self.render_margin_px < 0:
+            raise InputError(f"dub config: render_margin_px must be >= 0, got {self.render_margin_px}")
         if self.crop_feather_px < 0:
             raise InputError(f"dub config: crop_feather_px must be >= 0, got {self.crop_feather_px}")
         if self.frame_cache_mb < 1:

@@ -128,13 +128,16 @@ class NeuralGenerator:
         crop_size: ``S`` of the clip's crops.
         new_mouth: ``(n_out, K_m)`` from :func:`predict_mouth`.
         device: where rasterization and rendering run.
+        render_margin: crop pixels the region handed to the renderer extends beyond the union
+            of the two masks (room for the border post-processing's feather).
 
     Attributes:
         timings: seconds spent per sub-stage (``edit``, ``raster``, ``render``).
+        valid_margin: ``render_margin`` (see :class:`d4e.dub.pipeline.Generator`).
     """
 
     def __init__(self, setup: RenderSetup, face_model, fit, crop_affine: np.ndarray, crop_size: int,
-                 new_mouth: torch.Tensor, device: str | torch.device = "cpu"):
+                 new_mouth: torch.Tensor, device: str | torch.device = "cpu", render_margin: int = 0):
         from d4e.face import load_topology
         from d4e.render.geometry import MeshRasterizer
 
@@ -151,6 +154,7 @@ class NeuralGenerator:
         self.new_mouth = new_mouth.float()
         self.raster = MeshRasterizer(topo.faces, topo.uv, topo.lower_face_faces, setup.region_dilation).to(self.device)
         self.timings = {"edit": 0.0, "raster": 0.0, "render": 0.0}
+        self.valid_margin = int(render_margin)
 
     def _tick(self, name: str, t0: float) -> float:
         if self.device.type == "cuda":
@@ -162,7 +166,7 @@ class NeuralGenerator:
     @torch.no_grad()
     def __call__(self, src_index: np.ndarray, out_index: np.ndarray, crops: torch.Tensor) -> Generated:
         from d4e.face.fit import combine_expression, posed_vertices, split_expression
-        from d4e.render.geometry import crop_vertices
+        from d4e.render.geometry import crop_vertices, dilate
 
         t0 = time.perf_counter()
         src = torch.as_tensor(np.asarray(src_index), dtype=torch.long)
@@ -186,7 +190,7 @@ class NeuralGenerator:
         batch = {
             "uv": maps["uv"][b:],
             "face_mask": maps["face_mask"][b:],
-            "region": torch.maximum(region_orig, region_new),
+            "region": dilate(torch.maximum(region_orig, region_new), int(round(self.valid_margin * scale))),
             "crop": crop_r.to(self.device),
             "actor": torch.full((b,), self.setup.actor_index, dtype=torch.long, device=self.device),
         }

@@ -33,6 +33,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from d4e.core.check import check, check_shape
 from d4e.dub.config import DubConfig
@@ -112,7 +113,15 @@ class Generated:
 
 
 class Generator(Protocol):
-    """Stage that renders the dubbed face crop for a batch of frames."""
+    """Stage that renders the dubbed face crop for a batch of frames.
+
+    A generator may define ``valid_margin`` (int, crop pixels): how far beyond the union of
+    ``mask_orig`` and ``mask_new`` its ``rgb`` is meaningful (a neural renderer only generates
+    inside the region it was asked to fill). The frame loop then erodes the masks it hands a
+    post stage whose ``config.support_radius()`` reaches further, so blending never shows
+    pixels the generator did not generate. Without the attribute ``rgb`` counts as valid
+    everywhere.
+    """
 
     def __call__(self, src_index: np.ndarray, out_index: np.ndarray, crops: torch.Tensor) -> Generated:
         """Render.
@@ -234,6 +243,23 @@ def _skip_counts(timeline: Timeline, selection: FrameSelection) -> dict[str, int
     }
 
 
+def erode_masks(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Binary erosion of ``(B, 1, H, W)`` masks by a square of radius ``pixels`` (outside the image counts as in)."""
+    if pixels <= 0:
+        return mask
+    inv = 1.0 - (mask > 0.5).float()
+    return 1.0 - F.max_pool2d(inv, 2 * pixels + 1, stride=1, padding=pixels)
+
+
+def post_erosion(generator, post) -> int:
+    """Pixels to erode the masks handed to ``post`` so its alpha stays where ``generator``'s rgb is valid."""
+    margin = getattr(generator, "valid_margin", None)
+    cfg = getattr(post, "config", None)
+    if margin is None or cfg is None or not hasattr(cfg, "support_radius"):
+        return 0
+    return max(0, int(cfg.support_radius()) - int(margin))
+
+
 def _continues(last: tuple[int, int] | None, out_index: int, src_index: int) -> bool:
     """Whether output frame ``out_index`` (from source ``src_index``) directly follows ``last``'s frame in one shot."""
     return last is not None and out_index == last[0] + 1 and abs(int(src_index) - last[1]) <= 1
@@ -296,6 +322,7 @@ def dub_frames(
     check(len(selection.dubbable) == clip.n_frames, "selection does not match the clip's frame count")
     post_fn = post if post is not None else plain_composite
     post_reset = getattr(post, "reset", None)  # called before the first frame and at every cut
+    erode_px = post_erosion(generator, post)
     last_post: tuple[int, int] | None = None
     weights = output_weights(timeline, selection, cfg.crossfade_frames)
     s = clip.crop_size
@@ -327,8 +354,9 @@ def dub_frames(
                     for a, z in _runs(g_out, g_src):
                         if post_reset is not None and not _continues(last_post, g_out[a], g_src[a]):
                             post_reset()  # a cut (loop wrap, skipped frames): no temporal smoothing across it
-                        bl, al = post_fn(gen.rgb[a:z].float(), crops[a:z], gen.mask_orig[a:z].float(),
-                                         gen.mask_new[a:z].float())
+                        bl, al = post_fn(gen.rgb[a:z].float(), crops[a:z],
+                                         erode_masks(gen.mask_orig[a:z].float(), erode_px),
+                                         erode_masks(gen.mask_new[a:z].float(), erode_px))
                         blended_parts.append(bl)
                         alpha_parts.append(al)
                         last_post = (int(g_out[z - 1]), int(g_src[z - 1]))

@@ -265,7 +265,7 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
     new_mouth = predict_mouth(amodel, face_model, face_cfg.fit, ctx.audio, ctx.timeline, np.asarray(cached.landmarks),
                               ctx.clip.valid, fit.identity, style=style, progress=progress)
     gen = NeuralGenerator(setup, face_model, fit, ctx.clip.crop_affine, ctx.clip.crop_size, new_mouth,
-                          device=torch.device(ctx.device))
+                          device=torch.device(ctx.device), render_margin=cfg.render_margin_px)
     return gen, selection
 
 

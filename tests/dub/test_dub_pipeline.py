@@ -124,3 +124,32 @@ def test_post_stage_reset_at_cuts(may):
     plan, out, report, _, _ = _run(may, 2.0, cfg, post=post)  # 50 frames: 0..39 (20-23 no face), 0..9
     assert len(out) == 50
     assert post.events == ["reset", 8, 8, 4, "reset", 8, 8, "reset", 8, 2]
+
+
+def test_masks_eroded_to_keep_post_alpha_inside_the_generated_region():
+    import torch
+
+    from d4e.dub.pipeline import erode_masks, post_erosion
+    from d4e.post import BorderBlender, PostConfig
+
+    m = torch.zeros(1, 1, 64, 64)
+    m[..., 20:44, 16:48] = 1
+    e = erode_masks(m, 3)
+    assert int(e.sum()) == (24 - 6) * (32 - 6) and bool((e <= m).all())
+    assert torch.equal(erode_masks(m, 0), m)
+
+    class Gen:
+        valid_margin = 5
+
+    post = BorderBlender(PostConfig())
+    assert post_erosion(Gen(), post) == post.config.support_radius() - 5
+    assert post_erosion(object(), post) == 0  # rgb valid everywhere
+    assert post_erosion(Gen(), None) == 0
+    # with the eroded masks, the post alpha stays inside the union dilated by valid_margin
+    r = post_erosion(Gen(), post)
+    big = torch.zeros(1, 1, 128, 128)
+    big[..., 30:98, 30:98] = 1
+    _, alpha = post(torch.rand(1, 3, 128, 128), torch.rand(1, 3, 128, 128), erode_masks(big, r), erode_masks(big, r))
+    allowed = torch.nn.functional.max_pool2d(big, 11, stride=1, padding=5)  # union dilated by 5
+    assert float(alpha[allowed == 0].max()) == 0.0
+    assert float(alpha.max()) == 1.0

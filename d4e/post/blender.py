@@ -34,7 +34,7 @@ class BorderBlender:
        dilated by ``dilate_px``;
     2. **alpha** -- the region feathered over ``feather_px`` (hard if ``feather`` is off) and, if
        ``temporal``, smoothed by an exponential moving average carried across calls (never below
-       the feathered undilated union, never beyond ``feather_px / 2`` outside this frame's alpha);
+       the feathered undilated union, never beyond ``temporal_reach_px`` outside this frame's alpha);
     3. **colour** -- per-channel gain/offset taking the generated image onto the original in a band
        along the region edge (also EMA-smoothed when ``temporal``);
     4. **multi-band** -- Laplacian-pyramid blending with alpha's Gaussian pyramid; the coarse
@@ -165,7 +165,7 @@ class BorderBlender:
 
         # (2) temporal smoothing of alpha, carried across calls in full-frame coordinates
         if c.temporal:
-            cap = outer_ramp((alpha > 0).to(dtype), max(c.feather_half_px, 1))
+            cap = outer_ramp((alpha > 0).to(dtype), c.temporal_reach_px)
             self._alpha_ema.state = None if self._alpha_full is None else self._alpha_full[:, y0:y1, x0:x1]
 
             def constrain(s: torch.Tensor, t: int) -> torch.Tensor:

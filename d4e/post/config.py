@@ -25,7 +25,7 @@ class PostConfig:
     # (1) generated region
     union: bool = True
     """Generated region = lower face under the original OR the new expression (False: new only)."""
-    dilate_px: int = 8
+    dilate_px: int = 6
     """Grow the generated region by this many pixels (square structuring element) before feathering."""
 
     # (2) feathered, temporally smoothed mask
@@ -33,12 +33,14 @@ class PostConfig:
     """Soft transition at the region edge (False: hard binary alpha)."""
     feather_mode: str = "gaussian"
     """``gaussian`` (Gaussian-like profile, three box filters) or ``linear`` (linear ramp across the edge)."""
-    feather_px: float = 16.0
+    feather_px: float = 12.0
     """Width of the 0 -> 1 transition of alpha, centred on the dilated region's edge."""
     temporal: bool = True
     """Smooth alpha (and the colour correction) over time with an exponential moving average."""
     temporal_decay: float = 0.6
     """EMA weight of the previous frame's state, in [0, 1); 0 = no smoothing."""
+    temporal_reach_px: int = 3
+    """How far beyond this frame's own alpha the smoothed alpha may linger (fades out over it)."""
 
     # (3) colour / brightness matching
     colour: bool = True
@@ -59,7 +61,7 @@ class PostConfig:
     """Laplacian-pyramid blending (False: plain alpha blending)."""
     pyramid_levels: int = 4
     """Number of pyramid levels (including the low-pass residual); 1 = plain alpha blending."""
-    margin_px: int = 8
+    margin_px: int = 4
     """Width of the fade that confines the coarse pyramid levels' spread beyond alpha's support."""
 
     def __post_init__(self) -> None:
@@ -81,6 +83,8 @@ class PostConfig:
             raise InputError("post config: need 0 < colour_gain_min <= 1 <= colour_gain_max")
         if self.pyramid_levels < 1:
             raise InputError(f"post config: pyramid_levels must be >= 1, got {self.pyramid_levels}")
+        if self.temporal_reach_px < 0:
+            raise InputError(f"post config: temporal_reach_px must be >= 0, got {self.temporal_reach_px}")
         if self.margin_px < 1:
             raise InputError(f"post config: margin_px must be >= 1, got {self.margin_px}")
 
@@ -97,7 +101,7 @@ class PostConfig:
         """
         r = self.dilate_px + self.feather_half_px
         if self.temporal:
-            r += max(self.feather_half_px, 1)
+            r += self.temporal_reach_px
         if self.multiband and self.pyramid_levels > 1:
             r += self.margin_px
         return r

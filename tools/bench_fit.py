@@ -61,10 +61,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="timing repeats (best is kept)")
     p.add_argument("--baseline-frames", type=int, default=40, help="frames per clip for the frame-by-frame baseline")
     p.add_argument("--pairs", type=int, default=50, help="frame pairs per clip for the mouth transfer")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: the fit is many small ops; more threads only add overhead)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for the fit (default: fit.threads of configs/face.yaml, 1)")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
 
     from d4e.data.preprocess import list_clips
     from d4e.face.config import load_face_config
@@ -76,6 +75,9 @@ def main() -> None:
         sys.exit(f"bench_fit: no preprocessing cache at {cache} (run: d4e preprocess ../shared/data/*.mp4 --out {cache})")
     clips = [(np.load(d / "landmarks.npy"), np.load(d / "valid.npy")) for d in list_clips(cache)]
     cfg = load_face_config()
+    if args.threads is not None:
+        cfg.fit.threads = args.threads
+    torch.set_num_threads(max(cfg.fit.threads, 1))  # model building and the baseline too
     n_total = sum(len(lm) for lm, _ in clips)
     print(f"{len(clips)} clips, {n_total} frames; torch threads {torch.get_num_threads()}", file=sys.stderr)
 
@@ -123,7 +125,7 @@ def main() -> None:
         "lip_gap_reduction": round(float(1 - after.sum() / before.sum()), 4),
         "heldout_frames": int(len(ho.errors)),
         "n_clips": len(clips),
-        "threads": args.threads,
+        "threads": cfg.fit.threads,
     }
     print(json.dumps(result))
 

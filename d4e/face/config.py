@@ -52,6 +52,9 @@ class FitConfig:
     """The same filter on translation, log-scale and rotation (re-orthonormalised)."""
     invalid_weight: float = 1e-3
     """Data weight of untracked frames in the smoothing filter (they get interpolated)."""
+    threads: int = 1
+    """torch CPU threads while fitting (restored afterwards); 0 = leave torch's setting. The fit is
+    many small tensor ops: on a busy machine extra threads only spin (measured 10x slower with 2)."""
 
 
 @dataclass
@@ -71,6 +74,8 @@ class FaceConfig:
             raise InputError(f"face config: model.mouth_region must be lower_face or below_eyes, got {m.mouth_region!r}")
         if m.frame_stride < 1 or m.max_frames_per_clip < 1:
             raise InputError("face config: frame_stride and max_frames_per_clip must be >= 1")
+        if f.threads < 0:
+            raise InputError("face config: fit.threads must be >= 0")
         if f.iterations < 1:
             raise InputError("face config: fit.iterations must be >= 1")
         for name in ("identity_reg", "expression_reg", "z_weight", "smooth_expression", "smooth_pose",

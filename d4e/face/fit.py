@@ -122,6 +122,17 @@ def fit_clip(
     Raises:
         NoFaceError: no frame is tracked.
     """
+    if config.threads <= 0:
+        return _fit_clip(model, landmarks, valid, config, identity)
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _fit_clip(model, landmarks, valid, config, identity)
+    finally:
+        torch.set_num_threads(n_threads)
+
+
+def _fit_clip(model, landmarks, valid, config: FitConfig, identity) -> FaceFit:
     lm = torch.as_tensor(np.asarray(landmarks))
     check(lm.dim() == 3 and lm.shape[1] >= N_MESH and lm.shape[2] == 3,
           f"landmarks: expected (N, 478, 3), got {tuple(lm.shape)}")

@@ -141,12 +141,14 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db
     check(chunk_rows > 0, f"chunk_rows must be positive, got {chunk_rows}")
     R = net.receptive_radius
     device = next(net.parameters()).device
+    Rm = R  # mel rows of margin buffered each side of a chunk
     if gate_db is not None:
-        check(gate_hold + gate_ramp + 1 <= R // 2, f"gate_hold + gate_ramp must be below {R // 2 - 1} rows")
+        check(gate_hold >= 0 and gate_ramp >= 0, "gate_hold and gate_ramp must be >= 0")
+        Rm = max(R, 2 * (gate_hold + gate_ramp + 1))
         sil = torch.full((1, 2 * R + 1, net.n_mels), SILENCE_LOGMEL, device=device)
         silence_row = net.forward_valid(sil)[0, 0].float().cpu().numpy()
     j0 = 0
-    buf0 = -(R + 2) * _HOP  # global index of buf[0]
+    buf0 = -(Rm + 2) * _HOP  # global index of buf[0]
     buf = np.zeros(-buf0, np.float32)
     total = 0
     ended = False
@@ -161,8 +163,8 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db
             C = min(chunk_rows, n_out - j0)
         else:
             C = chunk_rows
-        s0 = (2 * j0 - R - 2) * _HOP
-        i_max = 2 * (j0 + C - 1) + R
+        s0 = (2 * j0 - Rm - 2) * _HOP
+        i_max = 2 * (j0 + C - 1) + Rm
         s_end = (i_max + 3) * _HOP
         was_ended = ended
         parts = [buf]
@@ -182,7 +184,8 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db
         if buf0 + len(buf) < s_end:
             buf = np.concatenate([buf, np.zeros(s_end - buf0 - len(buf), np.float32)])
         seg = buf[s0 - buf0 : s_end - buf0]
-        mel = log_mel(seg)[2 : 2 + 2 * (C - 1) + 2 * R + 1]
+        first = Rm - R + 2  # segment row of global mel row 2*j0 - R
+        mel = log_mel(seg)[first : first + 2 * (C - 1) + 2 * R + 1]
         out = net.forward_valid(torch.from_numpy(np.ascontiguousarray(mel))[None].to(device))[0]
         out = out.float().cpu().numpy()
         if gate_db is not None:
@@ -191,7 +194,7 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db
             out = silence_row + g[:, None].astype(np.float32) * (out - silence_row)
         yield out
         j0 += C
-        keep_from = (2 * j0 - R - 2) * _HOP
+        keep_from = (2 * j0 - Rm - 2) * _HOP
         buf = buf[keep_from - buf0 :].copy()
         buf0 = keep_from
 

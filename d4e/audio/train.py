@@ -227,6 +227,7 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
     metrics: dict[str, float] = {}
     t0 = time.time()
     ema = None
+    recent: list[float] = []
     for step in it:
         net.train()
         mel, tgt, mask = _batch(prep, cfg, R, rng, n_rows)
@@ -246,6 +247,8 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         sched.step()
         lv = loss.item()
         ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+        recent.append(lv)
+        del recent[:-20]
         if step == 0:
             model.meta["loss_first"] = lv
         last = step == tc.steps - 1
@@ -254,7 +257,7 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
             metrics = evaluate(model, prep, held_out=True)
             metrics["step"] = step + 1
             metrics["minutes"] = (time.time() - t0) / 60
-            metrics["loss"] = ema
+            metrics["loss"] = float(np.mean(recent))  # mean training loss of the last 20 steps
             model.meta["heldout"] = metrics
             if out is not None:
                 model.save(out)

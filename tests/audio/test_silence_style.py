@@ -14,7 +14,7 @@ from d4e.audio.train import pearson
 from d4e.io.audio import load_audio
 
 LIP = [MOUTH.index(i) for i in LIPS]
-CLIPS = ("hdtf_WDA_KatieHill_000", "mimictalk_German", "pcavs_00473")
+CLIPS = ("dfrf_cnn2", "edtalk_pose_source2", "mimictalk_German")  # the clips with the most held-out frames
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_heldout_tracks_speech(model, actors):
         a_sh = np.concatenate([np.zeros(16000, np.float32), c.audio])[: len(c.audio)]
         y_sh = apply_style(model.predict(a_sh, c.fps, c.n_frames), style)
         shifted.append(pearson(opening_of_points(model.mouth_points(y_sh, tg.actor_mean))[sel], tg.opening[sel]))
-    assert np.mean(corrs) > 0.4, corrs
+    assert np.mean(corrs) > 0.45, corrs
     assert np.mean(corrs) > np.mean(shifted) + 0.2, (corrs, shifted)
 
 

@@ -38,6 +38,12 @@ def test_chunked_equals_whole_random_net(length):
             out = np.concatenate(list(iter_rows(net, iter_array_blocks(a, block), chunk_rows)))
             assert out.shape == (n_out, 6)
             np.testing.assert_allclose(out, ref, atol=2e-5, rtol=0)
+    # with the voice gate (its hold + ramp exceed this small net's receptive field): chunk-independent too
+    gate = dict(gate_db=-30.0, gate_hold=8, gate_ramp=3)
+    gated = np.concatenate(list(iter_rows(net, iter_array_blocks(a), 10**6, **gate)))
+    for chunk_rows in (3, 40):
+        out = np.concatenate(list(iter_rows(net, iter_array_blocks(a, 333), chunk_rows, **gate)))
+        np.testing.assert_allclose(out, gated, atol=2e-5, rtol=0)
 
 
 def test_chunked_equals_unchunked_shipped_model(model, shared_data):

@@ -163,7 +163,7 @@ def rasterize(
     H, W = int(resolution[0]), int(resolution[1])
     check(H > 0 and W > 0, f"resolution must be positive, got {(H, W)}")
     tri = _check_tri(tri, pos.shape[1], pos.device)
-    name, ext, _ = _pick(backend, pos.device)
+    _, ext, _ = _pick(backend, pos.device)
     if ext is None:
         return reference.rasterize(pos, tri, (H, W))
     return _RasterizeFn.apply(pos.contiguous(), tri, H, W, ext)
@@ -199,7 +199,7 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, backe
     tri = _check_tri(tri, attr.shape[1], attr.device)
     if rast.dtype != attr.dtype:
         rast = rast.to(attr.dtype)
-    name, ext, _ = _pick(backend, attr.device)
+    _, ext, _ = _pick(backend, attr.device)
     if ext is None or attr.dtype not in (torch.float32, torch.float64):
         return reference.interpolate(attr, rast, tri)
     return _InterpolateFn.apply(attr.contiguous(), rast.contiguous(), tri, ext)

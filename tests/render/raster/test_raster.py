@@ -97,7 +97,6 @@ def test_reference_known_triangle():
 
 def test_perspective_correct_barycentrics(cpu_ext):
     """Interpolating clip-space positions with b must reproject exactly onto the pixel centre."""
-    g = torch.Generator().manual_seed(3)
     ndc = torch.tensor([[-0.9, -0.8, 0.1], [0.85, -0.6, 0.3], [0.1, 0.9, -0.2]], dtype=torch.float64)
     w = torch.tensor([0.6, 1.7, 3.1], dtype=torch.float64).view(3, 1)
     pos = torch.cat([ndc * w, w], 1).unsqueeze(0)
@@ -112,7 +111,6 @@ def test_perspective_correct_barycentrics(cpu_ext):
         X, Y, Z = clip[0, ..., 0] / clip[0, ..., 3], clip[0, ..., 1] / clip[0, ..., 3], clip[0, ..., 2] / clip[0, ..., 3]
         assert torch.allclose(X[m[0]], xs[m[0]], atol=1e-12) and torch.allclose(Y[m[0]], ys[m[0]], atol=1e-12)
         assert torch.allclose(Z[m[0]], rast[0, ..., 2][m[0]], atol=1e-12)  # z/w is screen-linear
-    del g
 
 
 # ------------------------------------------------------------------------- CPU kernel == reference

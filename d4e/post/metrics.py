@@ -30,6 +30,22 @@ def _sobel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return F.conv2d(xp, kx.view(1, 1, 3, 3)), F.conv2d(xp, kx.t().contiguous().view(1, 1, 3, 3))
 
 
+def _crop(mask: torch.Tensor, pad: int, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Crop ``mask`` and ``tensors`` to the bounding box of ``mask`` (any frame) grown by ``pad``.
+
+    The metrics are local to the mask, so this only saves time and memory on large frames.
+    """
+    any_ = (mask > 0.5).any(dim=0).any(dim=0)
+    rows = torch.nonzero(any_.any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return [mask, *tensors]
+    cols = torch.nonzero(any_.any(dim=0)).flatten()
+    H, W = mask.shape[-2:]
+    y0, y1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + 1 + pad, H)
+    x0, x1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + 1 + pad, W)
+    return [t[..., y0:y1, x0:x1] for t in (mask, *tensors)]
+
+
 def _check_pair(output: torch.Tensor, input: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     check_shape(output, ["B", "3", "H", "W"], "output")
     check_shape(input, ["B", "3", "H", "W"], "input")
@@ -79,6 +95,7 @@ def seam_score(output: torch.Tensor, input: torch.Tensor, mask: torch.Tensor, ba
         the ratio (float).
     """
     m = _check_pair(output, input, mask)
+    m, output, input = _crop(m, 3 * band_px + 8, output, input)
     return float(seam_gradient(output, m, band_px) / seam_gradient(input, m, band_px).clamp_min(1e-8))
 
 
@@ -106,6 +123,7 @@ def flicker_score(output: torch.Tensor, input: torch.Tensor, mask: torch.Tensor)
     check_shape(mask, ["M", "1", "H", "W"], "mask")
     check(mask.shape[0] in (1, output.shape[0]) and mask.shape[2:] == output.shape[2:], "mask does not match the frames")
     m = _as_float_mask(mask, "mask").to(output.dtype).expand(output.shape[0], 1, *output.shape[2:])
+    m, output, input = _crop(m, 0, output, input)
     return float(_frame_change(output, m) / _frame_change(input, m).clamp_min(1e-8))
 
 
@@ -139,4 +157,5 @@ def sharpness_score(output: torch.Tensor, input: torch.Tensor, mask: torch.Tenso
         the ratio (float).
     """
     m = _check_pair(output, input, mask)
+    m, output, input = _crop(m, 4, output, input)
     return float(laplacian_variance(output, m) / laplacian_variance(input, m).clamp_min(1e-12))

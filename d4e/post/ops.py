@@ -286,17 +286,9 @@ def match_colour(
     return (generated * gain + offset).clamp_(0.0, 1.0)
 
 
-def _blur5(x: torch.Tensor) -> torch.Tensor:
-    """Separable 5-tap binomial blur [1 4 6 4 1] / 16 with replicate padding (shifted slices, no conv)."""
-    H, W = x.shape[-2:]
-    y = F.pad(x, (2, 2, 0, 0), mode="replicate")
-    y = (y[..., 0:W] + y[..., 4 : W + 4] + 4.0 * (y[..., 1 : W + 1] + y[..., 3 : W + 3]) + 6.0 * y[..., 2 : W + 2]) / 16.0
-    y = F.pad(y, (0, 0, 2, 2), mode="replicate")
-    return (y[..., 0:H, :] + y[..., 4 : H + 4, :] + 4.0 * (y[..., 1 : H + 1, :] + y[..., 3 : H + 3, :]) + 6.0 * y[..., 2 : H + 2, :]) / 16.0
-
-
 def _down(x: torch.Tensor) -> torch.Tensor:
-    """``_blur5(x)[..., ::2, ::2]``, computing only the kept samples (strided slices)."""
+    """5-tap binomial blur [1 4 6 4 1] / 16 (separable, replicate padding) and 2x decimation,
+    computing only the kept samples (strided slices, no convolution)."""
     H, W = x.shape[-2:]
     y = F.pad(x, (2, 2, 0, 0), mode="replicate")
     y = (y[..., 0:W:2] + y[..., 4 : W + 4 : 2] + 4.0 * (y[..., 1 : W + 1 : 2] + y[..., 3 : W + 3 : 2]) + 6.0 * y[..., 2 : W + 2 : 2]) / 16.0

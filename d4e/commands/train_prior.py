@@ -29,6 +29,7 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     import logging
+    import os
     from pathlib import Path
 
     import torch
@@ -62,6 +63,8 @@ def main(args) -> int:
     log_dir = Path(args.log_dir) if args.log_dir else out.with_name(out.stem + "-logs")
     res = train_prior(args.data, out, cfg, steps=steps, minutes=args.minutes, resume=args.resume,
                       face_model_path=args.face_model, log_dir=log_dir, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 0
     if res.history:
         h = res.history[-1]
         log.info(f"held-out generated region: PSNR {h['psnr']:.2f} dB, SSIM {h['ssim']:.4f}")

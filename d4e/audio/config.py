@@ -49,6 +49,9 @@ class TrainConfig:
     #: rows (50 Hz) at each pause edge left out of the loss (the mouth is still moving there)
     pause_edge_rows: int = 5
     gain_db: float = 8.0
+    #: fraction of speech windows mixed with noise, and the SNR range (dB)
+    noise_prob: float = 0.0
+    noise_snr_db: list[float] = field(default_factory=lambda: [10.0, 40.0])
     freq_mask: int = 8
     eval_every: int = 500
     seed: int = 0

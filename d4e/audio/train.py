@@ -92,6 +92,13 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
         else:
             g = rng.uniform(-tc.gain_db, tc.gain_db) / 20 * math.log(10) * 2  # dB -> log power
             m = np.maximum(m + g, SILENCE_LOGMEL)
+            if rng.random() < tc.noise_prob:
+                # additive noise at a random SNR, mixed in the power domain
+                s = rng.integers(0, len(p.noise_mel) - L)
+                nm = p.noise_mel[s : s + L]
+                snr = rng.uniform(*tc.noise_snr_db) / 10 * math.log(10)
+                shift = np.log(np.exp(m).mean()) - np.log(np.exp(nm).mean()) - snr
+                m = np.logaddexp(m, nm + shift).astype(np.float32)
             if tc.freq_mask > 0:
                 w = rng.integers(0, tc.freq_mask + 1)
                 f0 = rng.integers(0, m.shape[1] - w + 1)

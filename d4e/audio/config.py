@@ -32,7 +32,7 @@ class TargetConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000
+    steps: int = 1100
     batch: int = 16
     window_s: float = 2.4
     lr: float = 2e-3

@@ -9,9 +9,12 @@ contrastive model (``d4e train-sync``, shipped as ``assets/sync_model.d4e``):
 * an **audio** encoder over ``mel_rows`` log-mel rows (100 Hz, 80 bins) centred on the
   window's centre frame time,
 
-both to unit vectors, trained with InfoNCE: the audio at the true time against the
-other samples' audio in the batch and against the same clip's audio shifted by
-``min_neg_offset..max_neg_offset`` frames (hard negatives).
+both to unit vectors, trained with InfoNCE over audio offsets: each mouth window must
+pick the audio at its true time among the same clip's audio shifted by
+``-max_neg_offset..max_neg_offset`` frames (offsets closer than ``min_neg_offset`` are not
+negatives). Negatives come only from the same clip, so the model cannot solve the task by
+matching a voice to a face (which does not generalise to unseen people) and must learn
+the timing of mouth motion against sound.
 
 Scoring follows SyncNet's LSE protocol: the mean embedding distance over all
 frames for every audio offset ``k`` in ``[-max_offset, max_offset]``; the best offset
@@ -97,10 +100,14 @@ class SyncTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     temperature: float = 0.1
-    hard_negatives: int = 2
-    min_neg_offset: int = 3
+    #: consecutive frames per training segment; a batch holds batch // segment segments
+    segment: int = 16
+    #: offsets with 0 < |k| < min_neg_offset are not used as negatives (too close to tell apart)
+    min_neg_offset: int = 2
     max_neg_offset: int = 15
     flip_prob: float = 0.5
+    #: random translation of a segment's mouth crops, pixels
+    jitter_px: int = 2
     seed: int = 0
     #: clips held out of training (a clip is held out when its name contains one of these)
     val_clips: list[str] = field(default_factory=list)
@@ -562,37 +569,54 @@ def train_sync(
     wins = [w for w in wins if len(w.centres) > 2 * tc.max_neg_offset]
     if not wins:
         raise InputError("no training clip has enough tracked frames for the sync model")
-    weights = np.array([len(w.centres) for w in wins], np.float64)
-    weights /= weights.sum()
     model = SyncNet(mc)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.steps, pct_start=0.1)
     model.train()
     t0 = time.time()
     ema_loss, ema_acc = None, None
+    K = tc.max_neg_offset
+    L = tc.segment
+    n_seg = max(1, tc.batch // L)
+    offsets = np.arange(-K, K + 1)
+    allowed = torch.from_numpy((np.abs(offsets) >= tc.min_neg_offset) | (offsets == 0))
+    seg_starts = []
+    for w in wins:
+        ok = np.zeros(w.clip.n_frames + L, bool)
+        ok[w.centres] = True
+        st = np.array([c for c in w.centres if ok[c : c + L].all()], np.int64)
+        seg_starts.append(st)
+    keep = [i for i, st in enumerate(seg_starts) if len(st)]
+    wins = [wins[i] for i in keep]
+    seg_starts = [seg_starts[i] for i in keep]
+    if not wins:
+        raise InputError(f"no training clip has {L} consecutive scorable frames for the sync model")
+    weights = np.array([len(st) for st in seg_starts], np.float64)
+    weights /= weights.sum()
     bar = tqdm(range(tc.steps), desc="train-sync", disable=not progress)
     for step in bar:
-        which = rng.choice(len(wins), size=tc.batch, p=weights)
-        vids, auds, negs = [], [], []
-        for wi in np.unique(which):
+        which = rng.choice(len(wins), size=n_seg, p=weights)
+        vids, auds = [], []
+        for wi in which:
             w = wins[wi]
-            n = int((which == wi).sum())
-            c = rng.choice(w.centres, size=n)
-            flip = rng.random(n) < tc.flip_prob
-            vids.append(w.video(c, flip))
-            auds.append(w.audio(c))
-            mag = rng.integers(tc.min_neg_offset, tc.max_neg_offset + 1, size=(n, tc.hard_negatives))
-            sign = np.where(rng.random((n, tc.hard_negatives)) < 0.5, -1, 1)
-            negs.append(w.audio((c[:, None] + mag * sign).reshape(-1)).view(n, tc.hard_negatives, mc.mel_rows, mc.n_mels))
-        v = model.embed_video(torch.cat(vids))
-        a = model.embed_audio(torch.cat(auds))
-        hn = torch.cat(negs)
-        b = v.shape[0]
-        an = model.embed_audio(hn.view(-1, mc.mel_rows, mc.n_mels)).view(b, tc.hard_negatives, -1)
-        logits = torch.cat([v @ a.t(), torch.einsum("bd,bkd->bk", v, an)], 1) / tc.temperature
-        target = torch.arange(b)
-        # symmetric: audio -> video over the batch as well
-        loss = F.cross_entropy(logits, target) + F.cross_entropy((a @ v.t()) / tc.temperature, target)
+            c0 = int(rng.choice(seg_starts[wi]))
+            cs = np.arange(c0, c0 + L)
+            flip = np.full(L, rng.random() < tc.flip_prob)
+            vw = w.video(cs, flip)
+            if tc.jitter_px > 0:  # the same small translation for the whole segment (tracking differences)
+                dy, dx = (int(x) for x in rng.integers(-tc.jitter_px, tc.jitter_px + 1, size=2))
+                vw = torch.roll(vw, shifts=(dy, dx), dims=(2, 3))
+            vids.append(vw)
+            auds.append(w.audio(np.arange(c0 - K, c0 + L + K)))
+        v = model.embed_video(torch.cat(vids)).view(n_seg, L, -1)
+        a = model.embed_audio(torch.cat(auds)).view(n_seg, L + 2 * K, -1)
+        # candidates of window j: audio positions j .. j + 2K (offsets -K..K); the true one is j + K
+        idx = torch.arange(L)[:, None] + torch.arange(2 * K + 1)[None]
+        cand = a[:, idx]  # (S, L, 2K+1, D)
+        logits = torch.einsum("sld,slkd->slk", v, cand) / tc.temperature
+        logits = logits.masked_fill(~allowed, float("-inf")).reshape(-1, 2 * K + 1)
+        target = torch.full((logits.shape[0],), K, dtype=torch.long)
+        loss = F.cross_entropy(logits, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -171,3 +171,23 @@ def test_seam_score_identity_and_pasted_box(shared_data):
     assert float(SeamScore()(inner, x, mask)) == pytest.approx(1.0, abs=1e-6)
     per = seam_score(pasted, x, mask.expand(3, -1, -1, -1), per_frame=True)
     assert per.shape == (3,) and (per > 1.05).all()
+
+
+def test_fid_low_rank_path_equals_matrix_root():
+    rng = np.random.default_rng(4)
+    d = 40
+    x = rng.normal(size=(12, d)) @ rng.normal(size=(d, d)) * 0.3
+    y = rng.normal(size=(9, d)) @ rng.normal(size=(d, d)) * 0.3 + 0.2
+    from d4e.eval.metrics import gaussian_stats
+
+    mu1, s1 = gaussian_stats(x)
+    mu2, s2 = gaussian_stats(y)
+
+    def psd_sqrt(m):
+        w, v = np.linalg.eigh(m)
+        return v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    r = psd_sqrt(s1)
+    expected = float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * psd_sqrt(r @ s2 @ r)))
+    assert fid_from_features(x, y) == pytest.approx(expected, rel=1e-6)
+    assert fid_from_features(x, x) == pytest.approx(0.0, abs=1e-8)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Reproduce every shipped model in assets/ from the real clips in the shared data folder.
+#
+#   bash tools/train_assets.sh [DATA_DIR] [PRIOR_MINUTES]
+#
+# DATA_DIR defaults to $D4E_SHARED_DATA or ../shared/data beside the repository; PRIOR_MINUTES
+# (default 40) is the wall time of the renderer prior's training. Work files go to build/assets
+# (override with $D4E_BUILD). Each step is the exact command the shipped file was made with:
+#
+#   1. preprocess every clip (track, crop, audio, mel)             -> build/assets/corpus
+#   2. face model (12 identity + 40 expression, 20 mouth/jaw)      -> assets/face_model.d4e   (float32, 0.3 MB)
+#   3. audio-to-expression model (1100 steps)                      -> assets/audio_model.d4e  (float32, 2.2 MB)
+#   4. lip-sync model used by d4e eval / d4e demo (config steps)   -> assets/sync_model.d4e   (float32)
+#   5. renderer prior on every actor (d4e train-prior, CPU or GPU) -> build/assets/prior-full.ckpt
+#   6. shipped prior: renderer + mean texture in float16, face model float32, no per-actor textures,
+#      no optimizer state                                          -> assets/prior.d4e
+#
+# The shipped prior was trained on the CPU (2 cores shared with other jobs) for the minutes recorded
+# in its header (`shipped.source_step` / `step`); with a GPU, pass more minutes (or use
+# `torchrun --nproc_per_node=N -m d4e.cli train-prior ...` with the same arguments).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D4E=${D4E:-.venv/bin/d4e}
+PY=${PY:-.venv/bin/python}
+DATA=${1:-${D4E_SHARED_DATA:-../shared/data}}
+PRIOR_MINUTES=${2:-40}
+BUILD=${D4E_BUILD:-build/assets}
+mkdir -p "$BUILD"
+[ -d "$DATA" ] || { echo "train_assets: data folder $DATA not found" >&2; exit 2; }
+
+"$D4E" preprocess "$DATA"/*.mp4 --out "$BUILD/corpus" --workers 2
+"$D4E" build-face-model "$BUILD/corpus" --out assets/face_model.d4e
+"$D4E" train-audio --data "$BUILD/corpus" --out assets/audio_model.d4e --steps 1100 --threads 2
+"$D4E" train-sync --data "$BUILD/corpus" --out assets/sync_model.d4e
+"$D4E" train-prior --data "$BUILD/corpus" --out "$BUILD/prior-full.ckpt" --minutes "$PRIOR_MINUTES" \
+    --config configs/prior.yaml --threads 2
+"$PY" -m d4e.demo.export "$BUILD/prior-full.ckpt" assets/prior.d4e
+ls -l assets/

@@ -11,8 +11,9 @@ One loop for one process or many (``torchrun``, DistributedDataParallel):
 * tqdm progress bar (loss, it/s, ETA), TensorBoard scalars, validation metrics
   (PSNR/SSIM of the generated region on held-out frames) and PNG grids
   (context | render | ground truth);
-* atomic checkpoints every N steps, at the end, and on Ctrl-C (which then stops
-  cleanly); ``resume=True`` restores model, optimizers and step exactly.
+* atomic checkpoints every N steps, at the end, and on Ctrl-C / SIGTERM (which then
+  stop cleanly after the current step; a second Ctrl-C aborts); ``resume=True``
+  restores model, optimizers and step exactly.
 """
 
 from __future__ import annotations
@@ -309,9 +310,11 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(str(self.log_dir / "tensorboard"))
-        old_handler = None
+        old_handlers = {}
         if threading.current_thread() is threading.main_thread():
-            old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            # Ctrl-C, and SIGTERM (what torchrun / cluster schedulers send on shutdown or preemption)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[sig] = signal.signal(sig, self._on_sigint)
         self._stop = False
         start_step = self.step
         history: list[dict[str, float]] = []
@@ -345,8 +348,8 @@ class Trainer:
                     break
         finally:
             bar.close()
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)
         if not history or history[-1]["step"] != self.step:
             self._validate_into(history, train_seconds)
         self.save()

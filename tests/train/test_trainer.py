@@ -128,7 +128,8 @@ def test_ddp_two_processes_equal_combined_batch(tmp_path):
         torch.testing.assert_close(ta["disc." + k], tb["disc." + k], rtol=1e-4, atol=2e-5, msg=k)
 
 
-def test_ctrl_c_saves_checkpoint_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_checkpoint_and_exits_cleanly(tmp_path, sig):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
         import sys, torch
@@ -149,7 +150,7 @@ def test_ctrl_c_saves_checkpoint_and_exits_cleanly(tmp_path):
     """))
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "training"
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     words = out.split()

@@ -12,7 +12,7 @@ The differentiable rasterizer ops are exposed lazily as ``d4e.rasterize``,
 
 __version__ = "0.1.0"
 
-_LAZY_OPS = {"rasterize", "interpolate", "texture", "antialias"}
+_LAZY_OPS = {"rasterize", "interpolate", "texture"}
 
 
 def __getattr__(name):  # pragma: no cover - trivial

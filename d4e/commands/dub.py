@@ -20,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", metavar="AUDIO", help="the new speech (any audio file, or a video's audio track)")
     p.add_argument("-o", "--out", required=True, metavar="OUT.mp4", help="output video")
     p.add_argument("--prior", metavar="CKPT", default=None, help="renderer prior checkpoint (d4e train-prior)")
-    p.add_argument("--actor", metavar="FILE", default=None, help="adapted actor (d4e adapt); default: adapt on the video")
+    p.add_argument("--actor", metavar="FILE", default=None, action="append",
+                   help="adapted actor (d4e adapt); default: adapt on the video. With --segments: SPEAKER=FILE, "
+                        "repeatable")
     p.add_argument("--adapt-seconds", type=float, default=None, metavar="S",
                    help="without --actor: seconds at the start of VIDEO to adapt on (default 4)")
     p.add_argument("--audio-model", metavar="CKPT", default=None, help="audio-to-expression model (default: shipped)")
@@ -36,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="YAML", default=None, help="dub config (default configs/dub.yaml)")
     p.add_argument("--post-config", metavar="YAML", default=None, help="post-processing config (default configs/post.yaml)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from d4e.production.cli import add_segment_arguments
+
+    add_segment_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -56,7 +61,15 @@ def main(args: argparse.Namespace) -> int:
         from d4e.post.config import load_post_config
 
         post_cfg = load_post_config(args.post_config)
-    report = dub(args.video, args.audio, args.out, prior=args.prior, actor=args.actor, audio_model=args.audio_model,
+    if args.segments is not None:
+        from d4e.production.cli import run_segments
+
+        return run_segments(args, cfg, post_cfg)
+    if args.resume or args.work_dir is not None:
+        raise InputError("--resume and --work-dir need --segments")
+    if args.actor is not None and len(args.actor) > 1:
+        raise InputError("--actor given more than once: several actors need --segments")
+    report = dub(args.video, args.audio, args.out, prior=args.prior, actor=args.actor[0] if args.actor else None, audio_model=args.audio_model,
                  preview=args.preview, face_index=args.face_index, cache_dir=args.cache, config=cfg,
                  post=not args.no_post, post_config=post_cfg, progress=not args.no_progress)
     print(report.summary())

@@ -256,8 +256,8 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         ema = lv if ema is None else 0.98 * ema + 0.02 * lv
         recent.append(lv)
         del recent[:-20]
-        if step == 0:
-            model.meta["loss_first"] = lv
+        if step == min(9, tc.steps - 1):
+            model.meta["loss_start"] = float(np.mean(recent))  # mean training loss of the first 10 steps
         last = step == tc.steps - 1
         if (tc.eval_every > 0 and (step + 1) % tc.eval_every == 0) or last:
             net.eval()

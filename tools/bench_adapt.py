@@ -169,6 +169,11 @@ def main() -> int:
     print(f"scratch best held-out PSNR {target:.2f} dB reached at step {n_s}; adapt reaches it at step "
           f"{n_a if n_a is not None else 'never'} (adapt starts at {ra.history[0]['psnr']:.2f} dB)")
     print(f"speedup {speedup:.1f}x (goal >= 10x)")
+    s0 = rs.history[0]["psnr"]
+    for frac in (0.9, 0.95, 0.99):  # partial targets: a fraction of scratch's gain from its start to its best
+        lvl = s0 + frac * (target - s0)
+        print(f"  steps to {lvl:.2f} dB ({frac:.0%} of scratch's gain): scratch {steps_to_reach(rs.history, lvl)}, "
+              f"adapt {steps_to_reach(ra.history, lvl)}")
     print(f"after {args.steps} steps each: adapt PSNR {a_end['psnr']:.2f} dB / SSIM {a_end['ssim']:.4f}; "
           f"scratch PSNR {s_end['psnr']:.2f} dB / SSIM {s_end['ssim']:.4f}")
     print(f"step time: adapt {ra.train_seconds / max(ra.steps_run, 1) * 1000:.0f} ms, "

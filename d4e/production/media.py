@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
 from fractions import Fraction
@@ -282,14 +283,28 @@ def read_audio_range(path: str | os.PathLike, t0: float, t1: float, sr: int = 16
         if target - start > 1.0:
             with contextlib.suppress(av.error.FFmpegError):
                 c.seek(int((target - 1.0) / tb), stream=s, backward=True, any_frame=False)
-        res = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        res = av.AudioResampler(format="fltp", layout=None, rate=sr)  # channels averaged below (as read_audio)
+        in_rate = int(s.codec_context.sample_rate or sr)
+        step = in_rate // math.gcd(in_rate, sr)  # input samples per resampler phase period
         pos = None  # container time of the next resampled sample
         try:
             for frame in c.decode(s):
                 if pos is None:
-                    pos = float(frame.time) if frame.time is not None else start
+                    t_f = float(frame.time) if frame.time is not None else start
+                    # start on the same resampling phase as a decode from the stream's first sample
+                    p0 = int(round((t_f - start) * in_rate))
+                    drop = (-p0) % step
+                    if drop:
+                        if drop >= frame.samples:
+                            continue
+                        planar = av.AudioResampler(format="fltp", layout=None, rate=in_rate).resample(frame)
+                        arr = np.concatenate([f.to_ndarray() for f in planar], axis=1)[:, drop:]
+                        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format="fltp",
+                                                           layout=frame.layout.name)
+                        frame.sample_rate = in_rate
+                    pos = start + (p0 + drop) / in_rate
                 for rf in res.resample(frame):
-                    x = rf.to_ndarray().reshape(-1).astype(np.float32)
+                    x = rf.to_ndarray().mean(0, dtype=np.float32)
                     i0 = int(round((pos - target) * sr))
                     a, b = max(0, i0), min(n, i0 + len(x))
                     if b > a:

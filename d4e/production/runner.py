@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from d4e.core.atomic import atomic_write_text
+from d4e.core.atomic import atomic_path, atomic_write_text
 from d4e.errors import InputError, NoFaceError, OutputError
 from d4e.production.config import ProductionConfig, load_production_config
 from d4e.production.manifest import Segment, SegmentList
@@ -55,7 +55,9 @@ class SegmentJob:
         first, stop: output frame range ``[first, stop)`` re-rendered (segment span plus padding).
         speaker: speaker id.
         actor: the speaker's actor file, or None (adapted on the fly / the prior's own actor).
-        face_index: face track to dub (None: the main one).
+        face_index: face to dub, numbered left to right (None: chosen by ``reference`` or the original audio
+            when several faces are seen).
+        reference: reference image of the speaker's face, or None.
         key: hash of everything the result depends on (stale results are redone on resume).
     """
 
@@ -65,6 +67,7 @@ class SegmentJob:
     speaker: str
     actor: Path | None
     face_index: int | None
+    reference: Path | None = None
     key: str = ""
 
     @property
@@ -82,6 +85,8 @@ class SegmentResult:
 
     Attributes:
         changed: output frame -> ``(x0, y0, x1, y1)`` full-frame box the dub changed.
+        face: with several faces in the shot, how the speaker's face was chosen
+            (``{"index", "how", "scores", "n_faces"}``, tracks numbered left to right), else None.
         error: why the segment kept its original frames (e.g. no face), or None.
         reused: True when taken from an earlier run (``resume``).
     """
@@ -97,6 +102,7 @@ class SegmentResult:
     key: str
     error: str | None = None
     summary: str = ""
+    face: dict | None = None
     reused: bool = False
 
     def to_json(self) -> str:
@@ -247,8 +253,34 @@ def _extract(video: Path, jobs: list[SegmentJob], work: Path, info, cfg: Product
         w.close()
 
 
+def _choose_face(job: SegmentJob, src: Path, cfg: ProductionConfig, progress: bool):
+    """Several faces in the segment: pick the speaker's, rewrite ``src`` with the others covered.
+
+    Returns ``(face record or None, covered boxes per frame, the clip to dub)``; None when one face only is seen.
+    """
+    from d4e.production.faces import hide_other_faces, select_face_track, track_faces
+    from d4e.production.media import read_audio_range
+
+    lm, valid, fps = track_faces(src, max(2, cfg.max_faces), progress=progress)
+    n_faces = valid.shape[1]
+    if n_faces <= 1:
+        if job.face_index is not None and job.face_index >= max(1, n_faces):
+            raise InputError(f"segment {job.segment.id}: face index {job.face_index}, but only {n_faces} face(s) "
+                             "found (numbered left to right)")
+        return None, [], src
+    audio = read_audio_range(src, 0.0, len(valid) / fps)
+    choice = select_face_track(src, lm, valid, fps, face_index=job.face_index, reference=job.reference, audio=audio)
+    log.info("segment %s: %d faces; speaker %s is face %d (by %s)", job.segment.id, n_faces, job.speaker,
+             choice.index, choice.how)
+    dst = src.with_name(src.name.replace(".src.mp4", ".hidden.mp4"))
+    with atomic_path(dst) as tmp:
+        hidden = hide_other_faces(src, tmp, lm, valid, choice.index)
+    return {"index": choice.index, "how": choice.how, "scores": choice.scores, "n_faces": n_faces}, hidden, dst
+
+
 def _render(job: SegmentJob, audio: Path, work: Path, fps: float, dub_cfg, prior, audio_model, cache_dir,
-            post: bool, post_config, make_generator: GeneratorFactory | None, progress: bool) -> SegmentResult:
+            post: bool, post_config, make_generator: GeneratorFactory | None, progress: bool,
+            cfg: ProductionConfig) -> SegmentResult:
     """Dub one extracted segment; write its result atomically; remove its intermediates."""
     from d4e.dub.run import dub
     from d4e.io.audio import SAMPLE_RATE
@@ -264,8 +296,21 @@ def _render(job: SegmentJob, audio: Path, work: Path, fps: float, dub_cfg, prior
     def observer(rec) -> None:
         if rec.weight > 0 and rec.bbox is not None and rec.out_index < job.n_frames:
             x0, y0, x1, y1 = (int(v) for v in rec.bbox)
-            if x1 > x0 and y1 > y0:
+            if x1 > x0 and y1 > y0 and not overlaps(rec.out_index, (x0, y0, x1, y1)):
                 changed[job.first + rec.out_index] = (x0, y0, x1, y1)
+
+    hidden: list[list[tuple[int, int, int, int]]] = []
+    face = None
+    face_index = job.face_index
+    clip = src
+    if cfg.max_faces > 1 or job.reference is not None or job.face_index is not None:
+        face, hidden, clip = _choose_face(job, src, cfg, progress)
+        if face is not None:
+            face_index = None  # the other faces are hidden from the dub
+
+    def overlaps(k: int, box) -> bool:
+        x0, y0, x1, y1 = box
+        return k < len(hidden) and any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in hidden[k])
 
     factory = None
     if make_generator is not None:
@@ -273,20 +318,21 @@ def _render(job: SegmentJob, audio: Path, work: Path, fps: float, dub_cfg, prior
             return make_generator(ctx, job)
     error, summary = None, ""
     try:
-        rep = dub(src, wav, dubbed, prior=prior, actor=job.actor, audio_model=audio_model,
-                  face_index=job.face_index, cache_dir=cache_dir, config=dub_cfg, post=post,
+        rep = dub(clip, wav, dubbed, prior=prior, actor=job.actor, audio_model=audio_model,
+                  face_index=face_index, cache_dir=cache_dir, config=dub_cfg, post=post,
                   post_config=post_config, make_generator=factory, observer=observer, progress=progress)
         summary = rep.summary()
     except NoFaceError as exc:  # this line keeps its original frames; the others go on
-        error, changed = str(exc).replace(str(src), f"segment {job.segment.id}"), {}
+        error, changed = str(exc).replace(str(clip), f"segment {job.segment.id}"), {}
         log.warning("segment %s: %s; its frames are kept", job.segment.id, error)
     res = SegmentResult(index=job.segment.index, id=job.segment.id, speaker=job.speaker,
                         actor=str(job.actor) if job.actor is not None else None, face_index=job.face_index,
-                        first=job.first, stop=job.stop, changed=changed, key=job.key, error=error, summary=summary)
+                        first=job.first, stop=job.stop, changed=changed, key=job.key, error=error, summary=summary,
+                        face=face)
     if not changed and dubbed.exists():
         dubbed.unlink()
     atomic_write_text(work / f"{job.stem}.json", res.to_json())  # written last: its presence means done
-    for p in (src, wav):
+    for p in {src, clip, wav}:
         p.unlink(missing_ok=True)
     return res
 
@@ -443,10 +489,14 @@ def dub_segments(
             raise InputError(f"actor file for speaker {s.speaker!r} not found: {actor}")
         fi = s.face_index if s.face_index is not None else (spk.face_index if spk is not None and spk.face_index
                                                               is not None else face_index)
-        job = SegmentJob(segment=s, first=a, stop=b, speaker=s.speaker, actor=actor, face_index=fi)
+        ref = spk.reference if spk is not None else None
+        if ref is not None and not ref.is_file():
+            raise InputError(f"reference image for speaker {s.speaker!r} not found: {ref}")
+        job = SegmentJob(segment=s, first=a, stop=b, speaker=s.speaker, actor=actor, face_index=fi, reference=ref)
         if actor is not None and actor not in sha_cache:
             sha_cache[actor] = _sha(actor)
-        key = dict(base_key, range=[a, b], speaker=s.speaker, face=fi, id=s.id,
+        key = dict(base_key, range=[a, b], speaker=s.speaker, face=fi, id=s.id, max_faces=cfg.max_faces,
+                   reference=_file_id(ref) if ref is not None else None,
                    actor=sha_cache.get(actor) if actor is not None else None)
         job.key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         jobs.append(job)
@@ -482,7 +532,7 @@ def dub_segments(
         for j in pending:
             bar.set_postfix(segment=j.segment.id, speaker=j.speaker)
             results[j.segment.index] = _render(j, audio, work, fps, seg_cfg, prior, audio_model, cache, post,
-                                               post_config, make_generator, progress)
+                                               post_config, make_generator, progress, cfg)
             bar.update(j.n_frames)
     finally:
         bar.close()

@@ -16,15 +16,18 @@ SIZE = 256
 FPS = 25
 
 
-def _clip_frames(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """All frames of a short clip at ``size`` x ``size`` and its audio at 16 kHz aligned to frame 0."""
+def _clip_frames(path: Path, size: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit`` (None: all) frames of a clip at ``size`` x ``size`` and its audio at 16 kHz from frame 0."""
     import cv2
 
     from d4e.io.audio import read_audio
     from d4e.io.video import VideoReader, probe
 
+    import itertools
+
     with VideoReader(path) as r:
-        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in r])
+        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
+                           for f in itertools.islice(r, limit)])
     info = probe(path)
     tr = read_audio(path, 16000)
     off = int(round((info.video_start - tr.start) * 16000))
@@ -43,7 +46,7 @@ def build_film(shared: Path, out: Path, seconds: float, turn_seconds: float = 5.
 
     src = {}
     for spk, name in CAST:
-        f, a = _clip_frames(shared / name, size)
+        f, a = _clip_frames(shared / name, size, int(max_source_seconds * FPS))
         n = min(len(f), int(max_source_seconds * FPS))
         src[spk] = (f[:n], a[: n * 16000 // FPS])
     n_total = int(round(seconds * FPS))
@@ -93,3 +96,15 @@ def tint_factory(ctx, job):
     """``make_generator`` for :func:`d4e.production.dub_segments`: colour read from the segment's actor file."""
     rgb = json.loads(Path(job.actor).read_text())["tint"]
     return TintGenerator(rgb)
+
+
+def build_two_faces(shared: Path, out: Path, seconds: float, speaker: str = "ben", size: int = SIZE) -> None:
+    """Two people side by side (``CAST`` order, left to right) for ``seconds``; the audio is ``speaker``'s own."""
+    from d4e.io.writer import VideoWriter
+
+    n = int(round(seconds * FPS))
+    parts = {spk: _clip_frames(shared / name, size, n) for spk, name in CAST}
+    audio = np.resize(parts[speaker][1], n * 16000 // FPS)
+    with VideoWriter(out, FPS, crf=18, preset="ultrafast", audio=audio, audio_sr=16000) as w:
+        for i in range(n):
+            w.write(np.concatenate([parts[spk][0][i % len(parts[spk][0])] for spk, _ in CAST], axis=1))

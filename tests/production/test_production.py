@@ -22,6 +22,7 @@ import pytest
 
 from production_helpers import FPS, build_film, tint_factory, write_actor_stub  # noqa: F401
 
+from d4e.production.config import ProductionConfig
 from d4e.production.manifest import parse_segments
 from d4e.production.media import iter_native
 from d4e.production.runner import dub_segments
@@ -57,7 +58,7 @@ def dubbed(film):
     out = film["dir"] / "dubbed.mp4"
     rep = dub_segments(film["video"], film["audio"], parse_segments({"segments": film["segments"]}), out,
                        actors=film["actors"], post=False, make_generator=tint_factory, generator_tag="tint",
-                       cache_dir=film["dir"] / "cache", progress=False)
+                       cache_dir=film["dir"] / "cache", progress=False, config=ProductionConfig(max_faces=1))
     return out, rep
 
 

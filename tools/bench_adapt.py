@@ -131,7 +131,9 @@ def main() -> int:
     ap.add_argument("--val-every", type=int, default=10)
     ap.add_argument("--cache", default=str(REPO / ".test-cache" / "corpus"), help="preprocessing cache of the shared clips")
     ap.add_argument("--out-dir", default=str(REPO / "runs" / "bench_adapt"), help="curve PNG and JSON details")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--adapt-config", default=None, help="adaptation config (default: configs/adapt.yaml)")
+    ap.add_argument("--no-curve", action="store_true", help="skip the footage curve (quick runs)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
@@ -156,7 +158,7 @@ def main() -> int:
     pr = train_prior([prior_cache], prior_path, prior_cfg, steps=2**62, minutes=args.prior_minutes, progress=True)
     print(f"prior: {len(args.prior_actors)} actors (not {args.actor}), {pr.step} steps in "
           f"{time.monotonic() - t0:.0f} s; its held-out PSNR {pr.history[-1]['psnr']:.2f} dB")
-    cfg = load_adapt_config(None, {"footage": {"max_val_frames": 16}})
+    cfg = load_adapt_config(args.adapt_config, {"footage": {"max_val_frames": 16}})
 
     footage, ra, rs = run_pair(prior_path, clip, 4.0, args.steps, args.val_every, prior_cache, cfg, prior_cfg)
     target = max(h["psnr"] for h in rs.history)
@@ -180,7 +182,7 @@ def main() -> int:
           f"scratch {rs.train_seconds / max(rs.steps_run, 1) * 1000:.0f} ms")
 
     curve = []
-    for secs in (1.0, 2.0, 4.0, 8.0, None):
+    for secs in () if args.no_curve else (1.0, 2.0, 4.0, 8.0, None):
         f, a, s = run_pair(prior_path, clip, secs, args.curve_steps, args.curve_steps, prior_cache, cfg, prior_cfg)
         curve.append({"seconds": f.seconds_used, "adapt_psnr": a.history[-1]["psnr"], "adapt_ssim": a.history[-1]["ssim"],
                       "scratch_psnr": s.history[-1]["psnr"], "scratch_ssim": s.history[-1]["ssim"]})

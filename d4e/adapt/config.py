@@ -43,7 +43,7 @@ class TextureInitConfig:
 @dataclass
 class MixConfig:
     #: fraction of each batch drawn from the prior's actors (mode "renderer" only)
-    ratio: float = 0.5
+    ratio: float = 0.25
     #: frames loaded per prior actor for mixing
     frames_per_actor: int = 24
 
@@ -56,7 +56,7 @@ class ResidualConfig:
 
 @dataclass
 class AdaptOptimConfig:
-    lr_renderer: float = 2e-4
+    lr_renderer: float = 1e-3
     lr_texture: float = 5e-3
     lr_residual: float = 1e-3
 

@@ -4,7 +4,8 @@
   :class:`d4e.io.video.VideoReader` (same resampling, no pixel conversion).
 * :class:`SpliceWriter` -- H.264 writer fed native frames (untouched frames are encoded
   from their own decoded planes: with ``lossless=True`` they decode to exactly the input's
-  pixels), plus the new audio track transcoded from a file, chunk by chunk.
+  pixels), or a stream copy of the input's video packets, plus the new audio track
+  transcoded from a file, chunk by chunk.
 * :func:`read_audio_range` -- ``[t0, t1)`` seconds of a file's audio at 16 kHz mono without
   decoding the rest (seek + decode).
 * :func:`composite` -- a dubbed frame's changed box over the original frame, in the
@@ -65,7 +66,8 @@ class SpliceWriter:
 
     def __init__(self, path: str | os.PathLike, fps: Fraction, width: int, height: int, pix_fmt: str = "yuv420p",
                  lossless: bool = True, crf: int = 14, preset: str = "ultrafast",
-                 audio: str | os.PathLike | None = None, audio_start: float = 0.0, audio_bitrate: int = 192000):
+                 audio: str | os.PathLike | None = None, audio_start: float = 0.0, audio_bitrate: int = 192000,
+                 copy_from=None):
         import av
 
         self.path = Path(path)
@@ -87,13 +89,17 @@ class SpliceWriter:
         except (av.error.FFmpegError, OSError) as exc:
             self.abort()
             raise OutputError(f"cannot write {self.path}: {exc}") from None
-        vs = self._c.add_stream("libx264", rate=self.fps)
-        vs.width, vs.height = int(width), int(height)
-        vs.pix_fmt = pix_fmt
-        opts = {"preset": preset, "threads": "1"}
-        opts.update({"qp": "0"} if lossless else {"crf": str(int(crf))})
-        vs.options = opts
-        vs.codec_context.time_base = Fraction(1) / self.fps
+        self._copy = copy_from is not None
+        if self._copy:  # stream copy: packets of `copy_from` (an input video stream) via copy_packets()
+            vs = self._c.add_stream_from_template(copy_from)
+        else:
+            vs = self._c.add_stream("libx264", rate=self.fps)
+            vs.width, vs.height = int(width), int(height)
+            vs.pix_fmt = pix_fmt
+            opts = {"preset": preset, "threads": "1"}
+            opts.update({"qp": "0"} if lossless else {"crf": str(int(crf))})
+            vs.options = opts
+            vs.codec_context.time_base = Fraction(1) / self.fps
         self._vs = vs
         self._as = None
         self._src = None
@@ -136,6 +142,23 @@ class SpliceWriter:
         frame.pict_type = 0  # let the encoder choose frame types (never the source's)
         self._mux(self._vs.encode(frame))
         self.n_frames += 1
+
+    def copy_packets(self, container, stream, n_frames: int) -> None:
+        """Stream-copy every packet of ``stream`` (of the open input ``container``), shifted to start at 0.
+
+        ``n_frames`` is the video's frame count (the audio is trimmed to its duration).
+        """
+        start = stream.start_time or 0
+        for pkt in container.demux(stream):
+            if pkt.dts is None and pkt.pts is None:
+                continue  # the demuxer's final flush packet
+            if pkt.pts is not None:
+                pkt.pts -= start
+            if pkt.dts is not None:
+                pkt.dts -= start
+            pkt.stream = self._vs
+            self._mux([pkt])
+        self.n_frames = int(n_frames)
 
     def write_rgb(self, rgb: np.ndarray) -> None:
         """Append one ``uint8 (H, W, 3)`` RGB frame."""
@@ -219,7 +242,8 @@ class SpliceWriter:
             self.abort()
             raise InputError(f"no frames were written to {self.path}")
         try:
-            self._mux(self._vs.encode(None))
+            if not self._copy:
+                self._mux(self._vs.encode(None))
             if self._as is not None:
                 self._transcode_audio()
             self._c.close()

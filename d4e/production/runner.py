@@ -11,7 +11,8 @@
 3. **assemble** -- one decode pass writes the output: untouched frames are encoded from their
    own decoded planes (x264 lossless by default: they decode to exactly the input's pixels),
    dubbed frames take the changed box from the segment's result, and the new audio track is
-   transcoded in chunks. Memory stays flat in the video's length.
+   transcoded in chunks. When no frame changed at all (e.g. no face in any segment) the video
+   stream is copied packet for packet instead. Memory stays flat in the video's length.
 
 Example:
     >>> segs = load_segments("episode.segments.json")                                  # doctest: +SKIP
@@ -351,6 +352,29 @@ def _load_result(job: SegmentJob, work: Path) -> SegmentResult | None:
     return res
 
 
+def _stream_copy(video: Path, audio: Path, out: Path, info, cfg: ProductionConfig) -> bool:
+    """No frame changed: copy the video stream's packets untouched, add the new audio. False if not possible."""
+    import av
+
+    from d4e.io.video import open_container
+    from d4e.production.media import SpliceWriter
+
+    if info.vfr:
+        return False  # the output timeline is resampled: frames must be re-timed
+    c = open_container(video)
+    try:
+        vin = c.streams.video[0]
+        with SpliceWriter(out, info.fps_fraction, info.width, info.height, audio=audio,
+                          audio_bitrate=cfg.audio_bitrate, copy_from=vin) as w:
+            w.copy_packets(c, vin, info.n_frames)
+    except (av.error.FFmpegError, ValueError) as exc:  # the container cannot take this codec: re-encode
+        log.info("stream copy of %s not possible (%s); re-encoding", video, exc)
+        return False
+    finally:
+        c.close()
+    return True
+
+
 def _assemble(video: Path, audio: Path, out: Path, info, jobs: list[SegmentJob], results: dict[int, SegmentResult],
               work: Path, cfg: ProductionConfig, progress: bool) -> None:
     """One decode pass writing the output (see module docs)."""
@@ -538,12 +562,14 @@ def dub_segments(
         bar.close()
     timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
-    _assemble(video, audio, out, info, jobs, results, work, cfg, progress)
+    copied = not any(r.changed for r in results.values()) and _stream_copy(video, audio, out, info, cfg)
+    if not copied:
+        _assemble(video, audio, out, info, jobs, results, work, cfg, progress)
     timings["assemble"] = time.perf_counter() - t
     if not cfg.keep_work:
         shutil.rmtree(work, ignore_errors=True)
     rep = ProductionReport(out=out, n_frames=info.n_frames, segments=[results[j.segment.index] for j in jobs],
-                           seconds=time.perf_counter() - t_start, timings=timings)
+                           seconds=time.perf_counter() - t_start, stream_copied=copied, timings=timings)
     log.info("%s", rep.summary())
     return rep
 

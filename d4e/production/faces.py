@@ -30,7 +30,6 @@ from d4e.errors import InputError, NoFaceError
 
 log = logging.getLogger(__name__)
 
-CHIN = 152
 RIGHT_EYE, LEFT_EYE = (33, 133), (362, 263)
 #: side of the grey face crops compared for reference-image matching
 SIGNATURE_SIZE = 64
@@ -118,7 +117,6 @@ def _aligned_grey(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
 
     re = lm[list(RIGHT_EYE), :2].mean(0)
     le = lm[list(LEFT_EYE), :2].mean(0)
-    chin = lm[CHIN, :2]
     mid = (re + le) / 2
     eye_d = float(np.linalg.norm(le - re))
     # target: eyes at (0.3, 0.35) and (0.7, 0.35) of the crop
@@ -127,7 +125,6 @@ def _aligned_grey(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
     c, si = np.cos(-ang) * s, np.sin(-ang) * s
     m = np.array([[c, -si, 0.0], [si, c, 0.0]])
     m[:, 2] = np.array([0.5, 0.35]) * SIGNATURE_SIZE - m[:, :2] @ mid
-    del chin
     g = cv2.cvtColor(cv2.warpAffine(img, m, (SIGNATURE_SIZE, SIGNATURE_SIZE), flags=cv2.INTER_AREA,
                                     borderMode=cv2.BORDER_REPLICATE), cv2.COLOR_RGB2GRAY).astype(np.float32)
     g -= g.mean()
@@ -197,6 +194,8 @@ def select_face_track(video: str | os.PathLike, landmarks: np.ndarray, valid: np
     Raises:
         InputError: ``face_index`` beyond the tracks found; NoFaceError: no face at all.
     """
+    check(landmarks.ndim == 4 and valid.ndim == 2 and landmarks.shape[:2] == valid.shape,
+          f"landmarks {list(landmarks.shape)} and valid {list(valid.shape)}: expected (N, F, L, 3) and (N, F)")
     n_tracks = valid.shape[1]
     if n_tracks == 0:
         raise NoFaceError("no face found")
@@ -222,9 +221,8 @@ def hide_other_faces(src: str | os.PathLike, dst: str | os.PathLike, landmarks: 
     Each other valid face is covered by its landmark box grown by ``margin`` (fraction of the
     box), filled with the box's mean colour. Returns the covered boxes ``(x0, y0, x1, y1)`` per frame.
     """
-    from d4e.production.media import SpliceWriter, iter_native
-
     from d4e.io.video import probe
+    from d4e.production.media import SpliceWriter, iter_native
 
     info = probe(src)
     boxes: list[list[tuple[int, int, int, int]]] = []

@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from d4e.core.atomic import atomic_path, atomic_write_text
-from d4e.errors import InputError, NoFaceError, OutputError
+from d4e.errors import CheckpointError, InputError, NoFaceError, OutputError
 from d4e.production.config import ProductionConfig, load_production_config
 from d4e.production.manifest import Segment, SegmentList
 
@@ -591,7 +591,7 @@ def _check_models(prior, audio_model, actors: dict[str, Path], segments: Segment
     from d4e.core.checkpoint import read_header
 
     if prior is None:
-        raise InputError("no renderer prior given: pass --prior prior.ckpt (train one with `d4e train-prior`)")
+        raise CheckpointError("no renderer prior given: pass --prior prior.ckpt (train one with `d4e train-prior`)")
     read_header(prior)
     if audio_model is not None:
         read_header(audio_model)

@@ -1,4 +1,4 @@
-"""Several faces in one shot: the speaker's face chosen by index, reference image or original audio; others untouched."""
+"""Several faces in one shot: the speaker's face by index, reference image or original audio; others untouched."""
 
 from __future__ import annotations
 

@@ -279,9 +279,42 @@ def _choose_face(job: SegmentJob, src: Path, cfg: ProductionConfig, progress: bo
     return {"index": choice.index, "how": choice.how, "scores": choice.scores, "n_faces": n_faces}, hidden, dst
 
 
+def _prepare(job: SegmentJob, work: Path, cfg: ProductionConfig, progress: bool):
+    """``(face record or None, covered boxes per frame, clip to dub)`` of an extracted segment."""
+    src = work / f"{job.stem}.src.mp4"
+    if cfg.max_faces > 1 or job.reference is not None or job.face_index is not None:
+        return _choose_face(job, src, cfg, progress)
+    return None, [], src
+
+
+def _adapt_speakers(jobs: list[SegmentJob], prepared: dict, prior, work: Path, cache: Path, seconds: float,
+                    progress: bool) -> None:
+    """Speakers without an actor file: adapt one actor per speaker on its segments' footage (in order).
+
+    The actor file is kept in ``work/actors`` (reused on resume); the jobs then use it.
+    """
+    from d4e.adapt.pipeline import adapt_actor
+    from d4e.data.preprocess import preprocess_clips
+
+    by_speaker: dict[str, list[SegmentJob]] = {}
+    for j in jobs:
+        if j.actor is None:
+            by_speaker.setdefault(j.speaker, []).append(j)
+    for spk, js in by_speaker.items():
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spk)
+        target = work / "actors" / f"{safe}.d4e"
+        if not target.is_file():
+            clips = [prepared[j.segment.index][2] for j in js]
+            dirs = preprocess_clips(clips, cache / "clips", progress=progress)
+            log.info("adapting an actor for speaker %s on %d segment(s)", spk, len(dirs))
+            adapt_actor(prior, dirs, target, spk, seconds=seconds, progress=progress)
+        for j in js:
+            j.actor = target
+
+
 def _render(job: SegmentJob, audio: Path, work: Path, fps: float, dub_cfg, prior, audio_model, cache_dir,
             post: bool, post_config, make_generator: GeneratorFactory | None, progress: bool,
-            cfg: ProductionConfig) -> SegmentResult:
+            prepared: tuple) -> SegmentResult:
     """Dub one extracted segment; write its result atomically; remove its intermediates."""
     from d4e.dub.run import dub
     from d4e.io.audio import SAMPLE_RATE
@@ -300,14 +333,8 @@ def _render(job: SegmentJob, audio: Path, work: Path, fps: float, dub_cfg, prior
             if x1 > x0 and y1 > y0 and not overlaps(rec.out_index, (x0, y0, x1, y1)):
                 changed[job.first + rec.out_index] = (x0, y0, x1, y1)
 
-    hidden: list[list[tuple[int, int, int, int]]] = []
-    face = None
-    face_index = job.face_index
-    clip = src
-    if cfg.max_faces > 1 or job.reference is not None or job.face_index is not None:
-        face, hidden, clip = _choose_face(job, src, cfg, progress)
-        if face is not None:
-            face_index = None  # the other faces are hidden from the dub
+    face, hidden, clip = prepared
+    face_index = None if face is not None else job.face_index  # with several faces the others are hidden
 
     def overlaps(k: int, box) -> bool:
         x0, y0, x1, y1 = box
@@ -451,8 +478,8 @@ def dub_segments(
         segments: :class:`~d4e.production.manifest.SegmentList` (:func:`load_segments`).
         out: output video (``.mp4``).
         actors: speaker id -> actor file (``d4e adapt``); overrides the manifest's ``speakers``.
-            A speaker without one is adapted on the fly on its own segments' first seconds
-            (``dub.yaml`` ``adapt_seconds``), by :func:`d4e.dub.run.dub`.
+            A speaker without one is adapted on the fly (:func:`d4e.adapt.adapt_actor`) on the first
+            ``dub.yaml`` ``adapt_seconds`` of its own segments (its face only), once per speaker.
         prior: renderer prior checkpoint (required unless ``make_generator``).
         audio_model: audio-to-expression checkpoint (default: shipped).
         face_index: face track of every speaker without its own (manifest ``face_index``).
@@ -553,10 +580,13 @@ def dub_segments(
     bar = tqdm(total=sum(j.n_frames for j in pending), desc="dub segments", unit="frame", disable=not progress,
                dynamic_ncols=True)
     try:
+        prepared = {j.segment.index: _prepare(j, work, cfg, progress) for j in pending}
+        if make_generator is None:
+            _adapt_speakers(pending, prepared, prior, work, cache, seg_cfg.adapt_seconds, progress)
         for j in pending:
             bar.set_postfix(segment=j.segment.id, speaker=j.speaker)
             results[j.segment.index] = _render(j, audio, work, fps, seg_cfg, prior, audio_model, cache, post,
-                                               post_config, make_generator, progress, cfg)
+                                               post_config, make_generator, progress, prepared[j.segment.index])
             bar.update(j.n_frames)
     finally:
         bar.close()
@@ -570,7 +600,7 @@ def dub_segments(
         shutil.rmtree(work, ignore_errors=True)
     rep = ProductionReport(out=out, n_frames=info.n_frames, segments=[results[j.segment.index] for j in jobs],
                            seconds=time.perf_counter() - t_start, stream_copied=copied, timings=timings)
-    log.info("%s", rep.summary())
+    log.debug("%s", rep.summary())
     return rep
 
 

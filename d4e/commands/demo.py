@@ -9,8 +9,8 @@ HELP = "adapt to a shared clip, dub it with another speaker's speech, evaluate i
 DESCRIPTION = (
     "Adapt the shipped default prior (assets/prior.d4e) to a shared clip from its first seconds, dub the clip "
     "with a shared speech file of another speaker, and evaluate the result: writes OUT/dubbed.mp4, "
-    "OUT/side_by_side.mp4 (original | dubbed), OUT/report/report.html and, as the baseline, "
-    "OUT/report-untouched/ (the original mouth with the new speech). Prints where they are and how long each "
+    "OUT/side_by_side.mp4 (original | dubbed), OUT/report/report.html and OUT/demo.json (timings, metrics, and "
+    "the baseline: the lip sync of the original mouth with the new speech). Prints where they are and how long each "
     "stage took, and ends with one JSON line {\"output\", \"seconds\", \"sync_dubbed\", \"sync_untouched\"} "
     "(lip sync = LSE-C of D4E's own sync model, higher is better). Clip, speech and adaptation budget come from "
     "configs/demo.yaml; the shared data is found with --data, $D4E_SHARED_DATA or ../shared/data beside the "
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     say(f"[demo] dubbed video:      {res.dubbed}")
     say(f"[demo] side by side:      {res.side_by_side}  (original | dubbed)")
     say(f"[demo] evaluation report: {res.report / 'report.html'}")
-    say(f"[demo] baseline report:   {res.report_untouched / 'report.html'}  (original mouth, new speech)")
+    say(f"[demo] summary:           {res.out_dir / 'demo.json'}  (timings, all metrics, untouched baseline)")
     say(f"[demo] lip sync (LSE-C, D4E sync model, higher is better): dubbed {res.sync_dubbed:.3f}, "
         f"untouched {res.sync_untouched:.3f}")
     print(json.dumps(res.summary()), flush=True)

@@ -11,8 +11,9 @@ Stages (each timed):
    ``OUT/dubbed.mp4`` and the side-by-side ``OUT/side_by_side.mp4`` (original | dubbed);
 5. **evaluate**: ``d4e eval``'s :func:`~d4e.eval.evaluate.evaluate_video` of the dub against
    the original clip with the new speech, report in ``OUT/report/report.html``;
-6. **evaluate untouched**: the same for the original clip (mouth left unchanged) with the
-   new speech, report in ``OUT/report-untouched/``: the baseline the dub must beat.
+6. **evaluate untouched**: the lip sync of the original clip (mouth left unchanged) with the
+   new speech, on the same frames and with the same tracker, sync model and offsets as the
+   evaluation: the baseline the dub must beat (figures in ``OUT/demo.json``).
 
 The lip-sync score is LSE-C (confidence: median minus minimum of the mean audio-video
 embedding distance over audio offsets; higher is better) from D4E's own sync model
@@ -47,7 +48,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DUBBED = "dubbed.mp4"
 SIDE_BY_SIDE = "side_by_side.mp4"
 REPORT = "report"
-REPORT_UNTOUCHED = "report-untouched"
 ACTOR = "actor.d4e"
 ACTOR_PREVIEW = "actor-preview.png"
 SUMMARY = "demo.json"
@@ -61,7 +61,8 @@ class DemoResult:
         stages: stage name -> wall seconds, in order.
         sync_dubbed / sync_untouched: LSE-C of the dub / of the untouched clip, both with the
             new speech (higher is better).
-        metrics_dubbed / metrics_untouched: every metric of the two evaluations.
+        metrics_dubbed: every metric of the dub's evaluation; metrics_untouched: the untouched
+            clip's lip-sync figures.
         adapt: held-out PSNR/SSIM and steps of the adaptation.
     """
 
@@ -69,7 +70,6 @@ class DemoResult:
     dubbed: Path
     side_by_side: Path
     report: Path
-    report_untouched: Path
     actor: Path
     clip: Path
     speech: Path
@@ -93,7 +93,6 @@ class DemoResult:
             **self.summary(),
             "side_by_side": str(self.side_by_side),
             "report": str(self.report / "report.html"),
-            "report_untouched": str(self.report_untouched / "report.html"),
             "actor": str(self.actor),
             "clip": str(self.clip),
             "speech": str(self.speech),
@@ -176,6 +175,25 @@ class _Stages:
         return _T()
 
 
+def untouched_sync(clip: Path, speech: Path, n_frames: int, sync_model: str | None = None,
+                   max_offset: int = 15) -> dict[str, Any]:
+    """Lip sync of the first ``n_frames`` of ``clip`` (its original mouth) with ``speech``.
+
+    Same path as :func:`d4e.eval.evaluate.evaluate_video`'s lip-sync score (MediaPipe tracking of
+    the frames, mouth crops, the sync model, ``max_offset``), without the reference metrics.
+
+    Returns:
+        ``{"sync_offset_frames", "sync_lse_d", "sync_lse_c", "sync_dist_at_0", "sync_windows"}``.
+    """
+    from d4e.eval.sync import SyncClip, clip_from_video, load_sync_model, sync_offsets
+
+    model, _ = load_sync_model(sync_model)
+    c = clip_from_video(clip, model.cfg, audio=speech)
+    n = min(int(n_frames), c.n_frames)
+    c = SyncClip(c.name, c.mouths[:n], c.valid[:n], c.mel, c.fps)
+    return sync_offsets(model, c, max_offset).to_dict()
+
+
 def run_demo(
     out: str | os.PathLike,
     data: str | os.PathLike | None = None,
@@ -209,12 +227,12 @@ def run_demo(
     if prior is not None:
         cfg = DemoConfig(**{**cfg.__dict__, "prior": str(Path(prior).resolve())})
     data_dir = find_data_dir(data)
-    clip, speech, prior_path = check_inputs(cfg, data_dir)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} exists and is not a folder")
     if out.resolve() in (data_dir.resolve(), REPO_ROOT.resolve()) or data_dir.resolve() in out.resolve().parents:
         raise OutputError(f"--out {out} would write into the shared data or replace the repository; choose another folder")
+    clip, speech, prior_path = check_inputs(cfg, data_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -274,21 +292,16 @@ def run_demo(
             res_d = evaluate_video(tmp / DUBBED, clip, speech, None, ecfg, progress=progress)
             write_report(res_d, tmp / REPORT, ecfg.good)
         with stage("evaluate untouched"):
-            # the same frames with the original mouth, heard with the new speech
-            ucfg = load_config(EvalConfig, default_eval if default_eval.is_file() else None,
-                               {"max_frames": int(res_d.info["frames"]), "fid": False})
-            res_u = evaluate_video(clip, clip, speech, None, ucfg, progress=progress)
-            write_report(res_u, tmp / REPORT_UNTOUCHED, ucfg.good)
-        md, mu = res_d.to_json()["metrics"], res_u.to_json()["metrics"]
-        for name, m, r in (("dub", md, res_d), ("untouched clip", mu, res_u)):
-            if m.get("sync_lse_c") is None:
-                raise InputError(f"no lip-sync score for the {name}: {r.unavailable.get('sync', 'unknown reason')}")
+            # the same frames with the original mouth, heard with the new speech (lip sync only)
+            sync_u = untouched_sync(clip, speech, int(res_d.info["frames"]), ecfg.sync_model, ecfg.sync_max_offset)
+        md = res_d.to_json()["metrics"]
+        if md.get("sync_lse_c") is None:
+            raise InputError(f"no lip-sync score for the dub: {res_d.unavailable.get('sync', 'unknown reason')}")
         result = DemoResult(
             out_dir=out, dubbed=out / DUBBED, side_by_side=out / SIDE_BY_SIDE, report=out / REPORT,
-            report_untouched=out / REPORT_UNTOUCHED, actor=out / ACTOR, clip=clip, speech=speech,
-            seconds=time.perf_counter() - t_start, stages=dict(stage.times),
-            sync_dubbed=float(md["sync_lse_c"]), sync_untouched=float(mu["sync_lse_c"]),
-            metrics_dubbed=md, metrics_untouched=mu, adapt=adapt_info, dub=report.summary())
+            actor=out / ACTOR, clip=clip, speech=speech, seconds=time.perf_counter() - t_start,
+            stages=dict(stage.times), sync_dubbed=float(md["sync_lse_c"]), sync_untouched=float(sync_u["sync_lse_c"]),
+            metrics_dubbed=md, metrics_untouched=sync_u, adapt=adapt_info, dub=report.summary())
         (tmp / SUMMARY).write_text(json.dumps(result.to_json(), indent=1))
     result.seconds = time.perf_counter() - t_start
     return result

@@ -168,6 +168,8 @@ def train_prior(
         meta = {
             "data": [{"clip": c.name, "sha256": c.sha256, "train_frames": int(len(c.train_frames)),
                       "val_frames": int(len(c.val_frames))} for c in clips],
+            # where the training caches live: d4e adapt mixes these actors' frames in
+            "cache_dirs": [str(Path(d).resolve()) for d in cache_dirs],
             "face_model_fingerprint": face_model.fingerprint(),
             "face_model_meta": {k: v for k, v in face_model.meta.items() if k in ("clips", "config", "model_version")},
         }

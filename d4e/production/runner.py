@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -552,8 +553,10 @@ def dub_segments(
         job.key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         jobs.append(job)
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
-    if work.exists() and not resume:
-        shutil.rmtree(work)
+    if work.exists() and not work.is_dir():
+        raise OutputError(f"work folder {work} exists and is not a folder")
+    if work.is_dir() and not resume:  # a fresh run: drop an earlier run's results (only ours)
+        _clear_work(work)
     try:
         work.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -597,11 +600,25 @@ def dub_segments(
         _assemble(video, audio, out, info, jobs, results, work, cfg, progress)
     timings["assemble"] = time.perf_counter() - t
     if not cfg.keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+        _clear_work(work)
+        with contextlib.suppress(OSError):
+            work.rmdir()  # only when nothing else is in it
     rep = ProductionReport(out=out, n_frames=info.n_frames, segments=[results[j.segment.index] for j in jobs],
                            seconds=time.perf_counter() - t_start, stream_copied=copied, timings=timings)
     log.debug("%s", rep.summary())
     return rep
+
+
+def _clear_work(work: Path) -> None:
+    """Remove this module's files from a work folder (``seg-*`` results, ``actors/``), nothing else."""
+    for p in work.glob("seg-*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+    for p in work.glob(".seg-*"):  # temporary files of an interrupted atomic write
+        if p.is_file():
+            p.unlink(missing_ok=True)
+    if (work / "actors").is_dir():
+        shutil.rmtree(work / "actors", ignore_errors=True)
 
 
 def _check_audio(audio: Path):

@@ -284,7 +284,6 @@ def run_demo(
             dcfg = load_dub_config(None, {"extend": cfg.extend, "shorter": cfg.shorter})
             report = dub(clip, speech, tmp / DUBBED, prior=prior_path, actor=tmp / ACTOR, preview=tmp / SIDE_BY_SIDE,
                          cache_dir=cache, config=dcfg, progress=progress)
-            say(f"[demo] {report.summary()}")
         default_eval = CONFIG_DIR / "eval.yaml"
         ecfg = load_config(EvalConfig, default_eval if default_eval.is_file() else None,
                            {"max_frames": cfg.eval_max_frames} if cfg.eval_max_frames else None)

@@ -15,6 +15,7 @@ from d4e.adapt.config import AdaptConfig, load_adapt_config
 from d4e.adapt.footage import Footage, split_footage
 from d4e.adapt.model import ActorModel, renderer_fingerprint
 from d4e.adapt.train import FinetuneResult, FrameSet, evaluate, finetune, fit_frames, load_frames, make_actor_model
+from d4e.core.paths import default_cache_dir  # noqa: F401  (re-exported)
 from d4e.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,6 @@ class AdaptResult:
     preview: Path | None = None
     mixed_actors: list[str] = field(default_factory=list)
     has_audio_style: bool = False
-
-
-def default_cache_dir() -> Path:
-    """``$D4E_CACHE`` or ``~/.cache/d4e`` (the same place ``d4e dub`` uses)."""
-    env = os.environ.get("D4E_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "d4e"
 
 
 def find_mix_clips(header: dict[str, Any], mix_data: list[str | os.PathLike] | None = None) -> dict[str, Path]:

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from d4e.core.paths import default_cache_dir  # noqa: F401  (re-exported)
 from d4e.dub.config import DubConfig, load_dub_config
 from d4e.dub.frames import FrameSource
 from d4e.dub.pipeline import ClipData, DubReport, FrameRecord, Generator, dub_frames
@@ -29,15 +30,6 @@ from d4e.dub.validity import FrameSelection, select_frames
 from d4e.errors import CheckpointError, D4EError, InputError, NoFaceError, OutputError
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """Where ``d4e dub`` keeps preprocessing caches and adapted actors (``$D4E_CACHE`` or ``~/.cache/d4e``)."""
-    env = os.environ.get("D4E_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "d4e"
 
 
 def check_paths(video: Path, audio: Path, out: Path, preview: Path | None = None) -> None:

@@ -63,21 +63,9 @@ class AudioTrack:
 
 
 def _open(path: str | os.PathLike):
-    import av
+    from d4e.io.video import open_container
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory, expected a media file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path} is empty (0 bytes)")
-    try:
-        return av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise InputError(f"{path} is not a readable media file ({exc.__class__.__name__})") from None
-    except OSError as exc:
-        raise InputError(f"cannot open {path}: {exc.strerror or exc}") from None
+    return open_container(path)
 
 
 def read_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> AudioTrack:

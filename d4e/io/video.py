@@ -102,7 +102,7 @@ def open_container(path: str | os.PathLike):
     if not path.exists():
         raise InputError(f"file not found: {path}")
     if path.is_dir():
-        raise InputError(f"{path} is a directory, expected a video file")
+        raise InputError(f"{path} is a directory, expected a media file")
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes)")
     try:

@@ -12,7 +12,7 @@ DESCRIPTION = (
     "OUT/side_by_side.mp4 (original | dubbed), OUT/report/report.html and OUT/demo.json (timings, metrics, and "
     "the baseline: the lip sync of the original mouth with the new speech). Prints where they are and how long each "
     "stage took, and ends with one JSON line {\"output\", \"seconds\", \"sync_dubbed\", \"sync_untouched\"} "
-    "(lip sync = LSE-C of D4E's own sync model, higher is better). Clip, speech and adaptation budget come from "
+    "(lip sync = distance of D4E's own sync model at audio offset 0, lower is better). Clip, speech and adaptation budget come from "
     "configs/demo.yaml; the shared data is found with --data, $D4E_SHARED_DATA or ../shared/data beside the "
     "repository."
 )
@@ -59,7 +59,9 @@ def main(args: argparse.Namespace) -> int:
     say(f"[demo] side by side:      {res.side_by_side}  (original | dubbed)")
     say(f"[demo] evaluation report: {res.report / 'report.html'}")
     say(f"[demo] summary:           {res.out_dir / 'demo.json'}  (timings, all metrics, untouched baseline)")
-    say(f"[demo] lip sync (LSE-C, D4E sync model, higher is better): dubbed {res.sync_dubbed:.3f}, "
-        f"untouched {res.sync_untouched:.3f}")
+    mu, md = res.metrics_untouched, res.metrics_dubbed
+    say(f"[demo] lip sync (D4E sync model distance at offset 0, lower is better): dubbed {res.sync_dubbed:.3f}, "
+        f"untouched {res.sync_untouched:.3f}; LSE-D {md['sync_lse_d']:.3f} vs {mu['sync_lse_d']:.3f}, "
+        f"LSE-C {md['sync_lse_c']:.3f} vs {mu['sync_lse_c']:.3f}")
     print(json.dumps(res.summary()), flush=True)
     return 0

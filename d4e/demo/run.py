@@ -15,9 +15,10 @@ Stages (each timed):
    new speech, on the same frames and with the same tracker, sync model and offsets as the
    evaluation: the baseline the dub must beat (figures in ``OUT/demo.json``).
 
-The lip-sync score is LSE-C (confidence: median minus minimum of the mean audio-video
-embedding distance over audio offsets; higher is better) from D4E's own sync model
-(``assets/sync_model.d4e``; not comparable with published SyncNet figures).
+The lip-sync score (``sync_dubbed`` / ``sync_untouched``) is the mean audio-video embedding
+distance of D4E's own sync model (``assets/sync_model.d4e``) at audio offset 0, i.e. with the
+speech aligned as it is muxed (LOWER is better; not comparable with published SyncNet
+figures). LSE-D and LSE-C (minimum over offsets, confidence) of both are in ``OUT/demo.json``.
 
 All outputs are written into a temporary folder that replaces ``OUT`` only once complete.
 
@@ -59,8 +60,8 @@ class DemoResult:
 
     Attributes:
         stages: stage name -> wall seconds, in order.
-        sync_dubbed / sync_untouched: LSE-C of the dub / of the untouched clip, both with the
-            new speech (higher is better).
+        sync_dubbed / sync_untouched: sync-model distance at offset 0 of the dub / of the untouched
+            clip, both with the new speech (lower is better).
         metrics_dubbed: every metric of the dub's evaluation; metrics_untouched: the untouched
             clip's lip-sync figures.
         adapt: held-out PSNR/SSIM and steps of the adaptation.
@@ -96,7 +97,8 @@ class DemoResult:
             "actor": str(self.actor),
             "clip": str(self.clip),
             "speech": str(self.speech),
-            "sync_metric": "LSE-C of D4E's own sync model (higher is better; not comparable with SyncNet LSE-C)",
+            "sync_metric": "sync-model embedding distance at audio offset 0 (D4E's own sync model; lower is better; "
+                           "not comparable with SyncNet figures); LSE-D / LSE-C in metrics_*",
             "stages_seconds": {k: round(v, 2) for k, v in self.stages.items()},
             "adapt": self.adapt,
             "dub": self.dub,
@@ -294,12 +296,14 @@ def run_demo(
             # the same frames with the original mouth, heard with the new speech (lip sync only)
             sync_u = untouched_sync(clip, speech, int(res_d.info["frames"]), ecfg.sync_model, ecfg.sync_max_offset)
         md = res_d.to_json()["metrics"]
-        if md.get("sync_lse_c") is None:
+        curves = res_d.sync_curves
+        if md.get("sync_lse_c") is None or "offsets" not in curves:
             raise InputError(f"no lip-sync score for the dub: {res_d.unavailable.get('sync', 'unknown reason')}")
+        md["sync_dist_at_0"] = float(np.asarray(curves["result"])[list(np.asarray(curves["offsets"])).index(0)])
         result = DemoResult(
             out_dir=out, dubbed=out / DUBBED, side_by_side=out / SIDE_BY_SIDE, report=out / REPORT,
             actor=out / ACTOR, clip=clip, speech=speech, seconds=time.perf_counter() - t_start,
-            stages=dict(stage.times), sync_dubbed=float(md["sync_lse_c"]), sync_untouched=float(sync_u["sync_lse_c"]),
+            stages=dict(stage.times), sync_dubbed=md["sync_dist_at_0"], sync_untouched=float(sync_u["sync_dist_at_0"]),
             metrics_dubbed=md, metrics_untouched=sync_u, adapt=adapt_info, dub=report.summary())
         (tmp / SUMMARY).write_text(json.dumps(result.to_json(), indent=1))
     result.seconds = time.perf_counter() - t_start

@@ -19,7 +19,7 @@ import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -43,7 +43,82 @@ def as_fraction(fps: float | Fraction) -> Fraction:
     return Fraction(float(fps)).limit_denominator(1001000)
 
 
-class VideoWriter:
+class AtomicMediaOutput:
+    """Base of the atomic media writers: a temporary file beside ``path`` that :meth:`_commit`
+    moves into place and :meth:`abort` deletes (an existing target is never touched).
+
+    Subclasses list the attribute names of their open PyAV containers in ``_containers``
+    (closed by :meth:`abort`) and call :meth:`_commit` from their ``close()`` with a function
+    that flushes and closes them.
+    """
+
+    _containers: tuple[str, ...] = ()
+
+    def _make_tmp(self, path: Path) -> None:
+        """Create ``self._tmp``: an empty file beside ``path`` with a normal file's permissions."""
+        self._tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".mp4")
+            os.close(fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # not mkstemp's 0600
+        except OSError as exc:
+            raise OutputError(_explain(exc, path)) from None
+        self._tmp = Path(tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def close(self) -> Path:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def _commit(self, finish: Callable[[], None]) -> Path:
+        """Run ``finish`` (flush + close the containers), then rename the temporary file to ``path``.
+
+        Any failure removes the temporary file; an ``OSError`` (full disk, ...) becomes an
+        :class:`~d4e.errors.OutputError`.
+        """
+        if getattr(self, "_tmp", None) is None:
+            return self.path
+        try:
+            finish()
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+        except OSError as exc:
+            self.abort()
+            raise OutputError(_explain(exc, self.path)) from None
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the output: close the containers and delete the temporary file."""
+        for attr in self._containers:
+            c = getattr(self, attr, None)
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
+                setattr(self, attr, None)
+        if getattr(self, "_tmp", None) is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            self._tmp = None
+
+    def __del__(self):  # never leave a temp file behind
+        with contextlib.suppress(Exception):
+            self.abort()
+
+
+class VideoWriter(AtomicMediaOutput):
     """Encode RGB frames to an H.264/yuv420p MP4, muxing an optional mono audio track.
 
     Args:
@@ -60,6 +135,8 @@ class VideoWriter:
     Frame size is taken from the first frame; odd sizes are padded by one edge pixel
     (yuv420p needs even sizes). Every frame must have the first frame's size.
     """
+
+    _containers = ("_container",)
 
     def __init__(
         self,
@@ -91,27 +168,7 @@ class VideoWriter:
         self._container = None
         self._vstream = None
         self._size = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=self.path.suffix
-                                       or ".mp4")
-            os.close(fd)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # a normal file's permissions, not mkstemp's 0600
-        except OSError as exc:
-            raise OutputError(_explain(exc, self.path)) from None
-        self._tmp = Path(tmp)
-
-    # -- context manager ------------------------------------------------------------------------------
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        self._make_tmp(self.path)
 
     def _open(self, w: int, h: int) -> None:
         import av
@@ -192,36 +249,15 @@ class VideoWriter:
         if self._container is None:
             self.abort()
             raise InputError(f"no frames were written to {self.path}")
-        try:
+
+        def finish() -> None:
             self._mux(self._vstream.encode(None))
             if self._astream is not None:
                 self._encode_audio()
             self._container.close()
             self._container = None
-            os.replace(self._tmp, self.path)
-            self._tmp = None
-        except OSError as exc:
-            self.abort()
-            raise OutputError(_explain(exc, self.path)) from None
-        except BaseException:
-            self.abort()
-            raise
-        return self.path
 
-    def abort(self) -> None:
-        """Drop the output: close and delete the temporary file (the target is untouched)."""
-        if self._container is not None:
-            with contextlib.suppress(Exception):
-                self._container.close()
-            self._container = None
-        if self._tmp is not None:
-            with contextlib.suppress(OSError):
-                self._tmp.unlink()
-            self._tmp = None
-
-    def __del__(self):  # never leave a temp file behind
-        with contextlib.suppress(Exception):
-            self.abort()
+        return self._commit(finish)
 
 
 def write_video(

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import math
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +27,7 @@ import numpy as np
 from d4e.core.atomic import _explain
 from d4e.errors import InputError, OutputError
 from d4e.io.video import VideoReader
+from d4e.io.writer import AtomicMediaOutput
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def output_pix_fmt(src_pix_fmt: str) -> str:
     return src_pix_fmt if src_pix_fmt in X264_FORMATS else "yuv420p"
 
 
-class SpliceWriter:
+class SpliceWriter(AtomicMediaOutput):
     """Atomic H.264 MP4 writer for native frames, with an audio track transcoded from a media file.
 
     Args:
@@ -64,6 +64,8 @@ class SpliceWriter:
         audio_bitrate: AAC bit rate.
     """
 
+    _containers = ("_c", "_src")
+
     def __init__(self, path: str | os.PathLike, fps: Fraction, width: int, height: int, pix_fmt: str = "yuv420p",
                  lossless: bool = True, crf: int = 14, preset: str = "ultrafast",
                  audio: str | os.PathLike | None = None, audio_start: float = 0.0, audio_bitrate: int = 192000,
@@ -76,14 +78,7 @@ class SpliceWriter:
         self.pix_fmt = pix_fmt
         self.audio = Path(audio) if audio is not None else None
         self.audio_start = float(audio_start)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
-                                       suffix=self.path.suffix or ".mp4")
-            os.close(fd)
-        except OSError as exc:
-            raise OutputError(_explain(exc, self.path)) from None
-        self._tmp = Path(tmp)
+        self._make_tmp(self.path)
         try:
             self._c = av.open(str(self._tmp), mode="w")
         except (av.error.FFmpegError, OSError) as exc:
@@ -116,15 +111,6 @@ class SpliceWriter:
             self._as.layout = layout
             self._as.bit_rate = int(audio_bitrate)
             self._arate, self._alayout = rate, layout
-
-    def __enter__(self) -> "SpliceWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def _mux(self, packets) -> None:
         try:
@@ -241,7 +227,8 @@ class SpliceWriter:
         if self.n_frames == 0:
             self.abort()
             raise InputError(f"no frames were written to {self.path}")
-        try:
+
+        def finish() -> None:
             if not self._copy:
                 self._mux(self._vs.encode(None))
             if self._as is not None:
@@ -251,32 +238,8 @@ class SpliceWriter:
             if self._src is not None:
                 self._src.close()
                 self._src = None
-            os.replace(self._tmp, self.path)
-            self._tmp = None
-        except OSError as exc:
-            self.abort()
-            raise OutputError(_explain(exc, self.path)) from None
-        except BaseException:
-            self.abort()
-            raise
-        return self.path
 
-    def abort(self) -> None:
-        """Drop the output (temporary file removed; an existing target untouched)."""
-        for attr in ("_c", "_src"):
-            c = getattr(self, attr, None)
-            if c is not None:
-                with contextlib.suppress(Exception):
-                    c.close()
-                setattr(self, attr, None)
-        if getattr(self, "_tmp", None) is not None:
-            with contextlib.suppress(OSError):
-                self._tmp.unlink()
-            self._tmp = None
-
-    def __del__(self):
-        with contextlib.suppress(Exception):
-            self.abort()
+        return self._commit(finish)
 
 
 def read_audio_range(path: str | os.PathLike, t0: float, t1: float, sr: int = 16000,

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "repeatable")
     p.add_argument("--adapt-seconds", type=float, default=None, metavar="S",
                    help="without --actor: seconds at the start of VIDEO to adapt on (default 4)")
+    p.add_argument("--adapt-steps", type=int, default=None, metavar="N",
+                   help="without --actor: adaptation steps (default configs/adapt.yaml; 0: no adaptation, the "
+                        "prior's mean texture)")
     p.add_argument("--audio-model", metavar="CKPT", default=None, help="audio-to-expression model (default: shipped)")
     p.add_argument("--face-index", type=int, default=None, metavar="I", help="face track to dub when several faces are seen")
     p.add_argument("--preview", metavar="FILE", default=None, help="also write original | dubbed side by side")
@@ -49,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
     from d4e.errors import InputError
 
     overrides: dict = {}
-    for key in ("extend", "shorter", "device", "adapt_seconds"):
+    for key in ("extend", "shorter", "device", "adapt_seconds", "adapt_steps"):
         v = getattr(args, key)
         if v is not None:
             overrides[key] = v

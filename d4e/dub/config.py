@@ -37,6 +37,14 @@ class DubConfig:
     """Memory for decoded full frames kept for ping-pong/loop reuse (bounded; streaming otherwise)."""
     adapt_seconds: float = 4.0
     """Without ``--actor``: seconds at the start of the video the actor is adapted on."""
+    adapt_steps: int | None = None
+    """Without ``--actor``: adaptation steps (None: ``configs/adapt.yaml``'s ``train.steps``, with early
+    stopping); 0: no adaptation, the prior's mean texture renders the actor (zero-shot, fastest)."""
+    mouth_chunk_frames: int = 750
+    """Output frames per face-model fit of the audio-driven mouth (0: one fit over the whole timeline);
+    keeps memory flat in the audio's length."""
+    mouth_overlap_frames: int = 32
+    """Frames fitted beyond each side of a mouth chunk and discarded (chunked == one-pass result)."""
     video_quality: int = 14
     """H.264 CRF of the output (lower = better; 14 keeps pixels outside the mouth at > 40 dB)."""
     video_preset: str = "fast"
@@ -63,6 +71,10 @@ class DubConfig:
             raise InputError(f"dub config: frame_cache_mb must be >= 1, got {self.frame_cache_mb}")
         if not self.adapt_seconds > 0:
             raise InputError(f"dub config: adapt_seconds must be > 0, got {self.adapt_seconds}")
+        if self.adapt_steps is not None and self.adapt_steps < 0:
+            raise InputError(f"dub config: adapt_steps must be >= 0 (or null), got {self.adapt_steps}")
+        if self.mouth_chunk_frames < 0 or self.mouth_overlap_frames < 0:
+            raise InputError("dub config: mouth_chunk_frames and mouth_overlap_frames must be >= 0")
         if self.video_preset not in X264_PRESETS:
             raise InputError(f"dub config: video_preset must be one of {X264_PRESETS}, got {self.video_preset!r}")
         if not 0 <= self.video_quality <= 51:

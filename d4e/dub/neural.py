@@ -59,6 +59,8 @@ def predict_mouth(
     identity: torch.Tensor,
     style=None,
     progress: bool = False,
+    chunk_frames: int = 0,
+    overlap_frames: int = 32,
 ) -> torch.Tensor:
     """Mouth/jaw expression coefficients of the face model for every output frame, from the new audio.
 
@@ -78,6 +80,14 @@ def predict_mouth(
         identity: ``(K_id,)`` the actor's fitted identity.
         style: the actor's mouth style (:func:`d4e.audio.style.calibrate_style` dict, from the
             actor file or the video's own footage), or None for the person-generic mouth.
+        progress: progress bar over the audio chunks.
+        chunk_frames: output frames per face-model fit (0: one fit over the whole timeline). The
+            audio network already streams in overlapping chunks (:mod:`d4e.audio.stream`); with
+            chunking the per-frame fit buffers (landmarks, canonical coordinates: ~10 kB a frame)
+            stay bounded by ``chunk_frames + 2 * overlap_frames`` whatever the audio's length.
+        overlap_frames: frames fitted beyond each side of a chunk and discarded: the fit's
+            temporal smoothing couples frames with a weight that decays about 4x per frame, so 32
+            frames of overlap make the chunked result equal the one-pass result to float precision.
 
     Returns:
         ``float32 (n_out, K_m)``.
@@ -85,19 +95,35 @@ def predict_mouth(
     from d4e.audio.model import mouth_coeffs_from_landmarks
     from d4e.face.fit import fit_clip, split_expression
 
+    check(chunk_frames >= 0 and overlap_frames >= 0, "chunk_frames and overlap_frames must be >= 0")
     valid = np.asarray(valid, bool)
-    _, actor_mean = mouth_coeffs_from_landmarks(audio_model, np.asarray(landmarks), valid)
+    landmarks = np.asarray(landmarks)
+    _, actor_mean = mouth_coeffs_from_landmarks(audio_model, landmarks, valid)
+    # (n_out, K) audio coefficients: the network runs over the audio in overlapping chunks
     coeffs = audio_model.predict(np.asarray(audio, np.float32), fps=timeline.fps, n_frames=timeline.n_out,
                                  progress=progress)
     if style is not None:
         from d4e.audio.style import apply_style
 
         coeffs = apply_style(coeffs, style)
-    src = timeline.source_index
-    lm_new = audio_model.apply_to_landmarks(np.asarray(landmarks)[src], coeffs, actor_mean)
-    fit_new = fit_clip(face_model, lm_new, valid[src], fit_config, identity=identity)
-    mouth, _ = split_expression(face_model, fit_new.expression)
-    return mouth.float()
+    n = timeline.n_out
+
+    def fit_window(lo: int, hi: int) -> torch.Tensor:
+        src = timeline.source_index[lo:hi]
+        if not valid[src].any():  # a cut-away longer than the window: these frames are not dubbed
+            return torch.zeros(hi - lo, face_model.n_mouth)
+        lm_new = audio_model.apply_to_landmarks(landmarks[src], coeffs[lo:hi], actor_mean)
+        fit_new = fit_clip(face_model, lm_new, valid[src], fit_config, identity=identity)
+        return split_expression(face_model, fit_new.expression)[0].float()
+
+    if chunk_frames <= 0 or n <= chunk_frames:
+        return fit_window(0, n)
+    mouth = torch.empty(n, face_model.n_mouth)
+    for a in range(0, n, chunk_frames):
+        b = min(n, a + chunk_frames)
+        lo, hi = max(0, a - overlap_frames), min(n, b + overlap_frames)
+        mouth[a:b] = fit_window(lo, hi)[a - lo:b - lo]
+    return mouth
 
 
 @dataclass

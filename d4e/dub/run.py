@@ -102,6 +102,7 @@ def dub(
     preview: str | os.PathLike | None = None,
     face_index: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    clip_cache: str | os.PathLike | None = None,
     config: DubConfig | None = None,
     post: bool = True,
     post_config=None,
@@ -123,6 +124,8 @@ def dub(
         preview: also write ``original | dubbed`` side by side here.
         face_index: which face track to dub when several faces are tracked.
         cache_dir: preprocessing cache / actor cache (default :func:`default_cache_dir`).
+        clip_cache: folder of the preprocessing cache (default ``cache_dir/clips``); pass an
+            existing corpus cache to reuse its tracking.
         config: :class:`DubConfig` (default ``configs/dub.yaml``).
         post: border post-processing on (:class:`d4e.post.BorderBlender`) or off (plain blend).
         post_config: :class:`d4e.post.config.PostConfig` (default ``configs/post.yaml``).
@@ -152,7 +155,8 @@ def dub(
     if make_generator is None:
         _check_checkpoints(prior, actor, audio_model)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    (clip_dir,) = preprocess_clips([video], cache / "clips", progress=progress, face_index=face_index)
+    clips_root = Path(clip_cache) if clip_cache is not None else cache / "clips"
+    (clip_dir,) = preprocess_clips([video], clips_root, progress=progress, face_index=face_index)
     cached = load_clip(clip_dir)
     clip = ClipData(crops=cached.crops, crop_affine=np.asarray(cached.crop_affine, np.float64),
                     valid=np.asarray(cached.valid, bool), fps=cached.fps, width=int(cached.meta["width"]),
@@ -244,6 +248,8 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
     elif clip_id in model.actors:
         log.info("dub: %s is one of the prior's actors; using its texture", clip_id)
         index = model.actors.index(clip_id)
+    elif cfg.adapt_steps == 0:
+        model, index = zero_shot_actor(model, clip_id)
     else:
         model, index = _adapt_actor(model, prior, ctx, cache, progress)
     setup = RenderSetup(model=model, actor_index=index, image_size=image_size, region_dilation=dilation)
@@ -255,7 +261,8 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
         style = calibrate_style(amodel, np.asarray(cached.audio), ctx.clip.fps, np.asarray(cached.landmarks),
                                 ctx.clip.valid)
     new_mouth = predict_mouth(amodel, face_model, face_cfg.fit, ctx.audio, ctx.timeline, np.asarray(cached.landmarks),
-                              ctx.clip.valid, fit.identity, style=style, progress=progress)
+                              ctx.clip.valid, fit.identity, style=style, progress=progress,
+                              chunk_frames=cfg.mouth_chunk_frames, overlap_frames=cfg.mouth_overlap_frames)
     gen = NeuralGenerator(setup, face_model, fit, ctx.clip.crop_affine, ctx.clip.crop_size, new_mouth,
                           device=torch.device(ctx.device), render_margin=cfg.render_margin_px)
     return gen, selection
@@ -279,8 +286,31 @@ def _adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool):
         raise D4EError(
             f"adaptation not available: {ctx.video.name} is not one of the prior's actors and this D4E has no "
             "`d4e adapt` stage; pass --actor actors/NAME.d4e") from None
+    steps = ctx.config.adapt_steps
+    adapt_cfg, actors = None, cache / "actors"
+    if steps is not None:
+        from d4e.adapt.config import load_adapt_config
+
+        adapt_cfg = load_adapt_config(overrides={"train": {"steps": int(steps)}})
+        actors = actors / f"{int(steps)}-steps"  # the cached actor's name does not record the step budget
     return adapt_for_dub(model, prior, ctx.clip_dir, seconds=ctx.config.adapt_seconds,
-                         cache_dir=cache / "actors", progress=progress)
+                         cache_dir=actors, progress=progress, config=adapt_cfg)
+
+
+def zero_shot_actor(model, name: str):
+    """No adaptation: the actor rendered with the prior's mean texture; returns ``(model, actor index)``.
+
+    A prior exported with a single ``prior_mean`` texture uses it as is; otherwise a texture
+    holding the mean of the prior's actor textures is added under ``name``.
+    """
+    if list(model.actors) == ["prior_mean"]:
+        return model, 0
+    from d4e.adapt.config import load_adapt_config
+    from d4e.adapt.train import make_actor_model
+
+    cfg = load_adapt_config(overrides={"texture": {"init": "prior_mean"}, "mode": "texture"})
+    actor_model, index = make_actor_model(model, name, cfg)
+    return actor_model.eval(), index
 
 
 __all__ = ["dub", "DubContext", "check_paths", "default_cache_dir", "FrameSelection"]

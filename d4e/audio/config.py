@@ -53,8 +53,13 @@ class TrainConfig:
     noise_prob: float = 0.0
     noise_snr_db: list[float] = field(default_factory=lambda: [10.0, 40.0])
     freq_mask: int = 8
+    #: SpecAugment-style time masking: at most this many masks of up to ``time_mask_s`` seconds per window
+    time_masks: int = 0
+    time_mask_s: float = 0.1
     eval_every: int = 500
     seed: int = 0
+    #: networks trained with seeds ``seed, seed + 1, ...`` whose mean is the model (>= 1)
+    ensemble: int = 1
 
 
 @dataclass

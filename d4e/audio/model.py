@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from d4e.audio.config import AudioConfig, load_audio_config
-from d4e.audio.net import AudioExprNet
+from d4e.audio.net import AudioExprNet, EnsembleNet
 from d4e.audio.stream import ROW_RATE, iter_array_blocks, iter_audio_blocks, iter_rows, rows_to_frames
 from d4e.audio.targets import MOUTH, MouthSpace, align_to, opening_of_points
 from d4e.core.check import check
@@ -29,7 +29,7 @@ class AudioModel:
     """Speech -> per-frame mouth/jaw coefficients.
 
     Args:
-        net: the trained :class:`AudioExprNet`.
+        net: the trained :class:`AudioExprNet` (or an :class:`EnsembleNet` of several).
         space: the :class:`MouthSpace` its outputs live in.
         config: the :class:`AudioConfig` it was trained with.
         meta: provenance (training data hashes, held-out figures, ...).
@@ -157,7 +157,8 @@ class AudioModel:
         meta.update(extra_meta or {})
         meta["config"] = to_dict(self.config)
         meta["net"] = {"n_mels": self.net.n_mels, "n_out": self.net.n_out,
-                       "channels": self.config.net.channels, "dilations": self.net.dilations}
+                       "channels": self.config.net.channels, "dilations": self.net.dilations,
+                       "members": len(self.net.members) if isinstance(self.net, EnsembleNet) else 1}
         meta["targets"] = {"source": "landmarks", "mouth_points": list(MOUTH)}
         return save_checkpoint(path, tensors, KIND, meta)
 
@@ -169,7 +170,10 @@ class AudioModel:
         try:
             cfg = from_dict(AudioConfig, header["config"])
             spec = header["net"]
-            net = AudioExprNet(spec["n_mels"], spec["n_out"], spec["channels"], spec["dilations"], cfg.net.dropout)
+            members = int(spec.get("members", 1))
+            nets = [AudioExprNet(spec["n_mels"], spec["n_out"], spec["channels"], spec["dilations"], cfg.net.dropout)
+                    for _ in range(members)]
+            net = nets[0] if members == 1 else EnsembleNet(nets)
             net.load_state_dict(unprefixed(tensors, "net"))
             space = MouthSpace(ref_anchors=tensors["space.ref_anchors"].numpy(),
                                basis=tensors["space.basis"].numpy(), std=tensors["space.std"].numpy())

@@ -108,3 +108,41 @@ class AudioExprNet(nn.Module):
         need = 2 * (n_out - 1) + 2 * R + 1  # rows of the padded input
         x = F.pad(mel, (0, 0, R, need - R - T), value=SILENCE_LOGMEL)
         return self.forward_valid(x)[:, :n_out]
+
+
+class EnsembleNet(nn.Module):
+    """The mean of several :class:`AudioExprNet` of one architecture (seeds of one training recipe).
+
+    Averaging independently trained members lowers the variance of a model trained on
+    little data. The ensemble is still a pure sliding function of the log-mel with the
+    members' receptive radius, so chunked inference stays exact.
+
+    Args:
+        members: the networks, all with the same ``n_mels``, ``n_out`` and ``dilations``.
+    """
+
+    def __init__(self, members: list[AudioExprNet]):
+        super().__init__()
+        check(len(members) > 0, "EnsembleNet: no member")
+        m0 = members[0]
+        for m in members[1:]:
+            check(m.n_mels == m0.n_mels and m.n_out == m0.n_out and m.dilations == m0.dilations,
+                  "EnsembleNet: members differ in architecture")
+        self.members = nn.ModuleList(members)
+        self.n_mels = m0.n_mels
+        self.n_out = m0.n_out
+        self.dilations = list(m0.dilations)
+
+    @property
+    def receptive_radius(self) -> int:
+        """Mel rows of context each side of an output row (the members')."""
+        return self.members[0].receptive_radius
+
+    def forward_valid(self, mel: torch.Tensor) -> torch.Tensor:
+        """Unpadded pass ``(B, T, F)`` -> ``(B, (T - 2R - 1)//2 + 1, K)``: the members' mean."""
+        out = self.members[0].forward_valid(mel)
+        for m in self.members[1:]:
+            out = out + m.forward_valid(mel)
+        return out / len(self.members)
+
+    forward = AudioExprNet.forward

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from d4e.audio.config import AudioConfig
 from d4e.audio.data import Clip, ClipTargets, clip_dirs, clip_targets, load_clip
 from d4e.audio.model import AudioModel
-from d4e.audio.net import SILENCE_LOGMEL, AudioExprNet
+from d4e.audio.net import SILENCE_LOGMEL, AudioExprNet, EnsembleNet
 from d4e.audio.stream import ROW_RATE
 from d4e.audio.targets import INNER_LOWER, INNER_UPPER, LIPS, MOUTH, MouthSpace, opening_of_points
 from d4e.core.checkpoint import file_sha256
@@ -103,6 +103,10 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
                 w = rng.integers(0, tc.freq_mask + 1)
                 f0 = rng.integers(0, m.shape[1] - w + 1)
                 m[:, f0 : f0 + w] = m.mean()
+            for _ in range(int(rng.integers(0, tc.time_masks + 1))):
+                w = int(rng.integers(0, int(round(tc.time_mask_s * 100)) + 1))  # 100 Hz mel rows
+                t0 = int(rng.integers(0, L - w + 1))
+                m[t0 : t0 + w] = m.mean()
             if rng.random() < tc.pause_prob:
                 # a pause inside speech: silence / faint noise over a span -> rest mouth inside it
                 span = int(rng.uniform(*tc.pause_s) * ROW_RATE)
@@ -192,6 +196,10 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
                       progress: bool = True, log=print) -> tuple[AudioModel, dict[str, float]]:
     """Train the network on the tracked corpus; evaluate on the last ``holdout`` of every clip.
 
+    With ``cfg.train.ensemble = M > 1``, ``M`` networks are trained one after the other
+    (seeds ``seed .. seed + M - 1``, same recipe) and the model is their mean
+    (:class:`~d4e.audio.net.EnsembleNet`); evaluations score the ensemble so far.
+
     Args:
         cache_dirs: preprocessing cache directories.
         cfg: :class:`AudioConfig`.
@@ -202,18 +210,14 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         ``(model, held-out metrics)``.
     """
     tc = cfg.train
-    torch.manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)
+    if tc.ensemble < 1:
+        raise InputError(f"train.ensemble must be >= 1, got {tc.ensemble}")
     space, prep, dirs = prepare_corpus(cache_dirs, cfg, seed=tc.seed)
-    net = AudioExprNet(80, space.n_components, cfg.net.channels, cfg.net.dilations, cfg.net.dropout)
-    R = net.receptive_radius
+    R = 3 + 2 * sum(cfg.net.dilations)
     allmel = np.concatenate([p.mel[p.pad : len(p.mel) - p.pad] for p in prep])
     speech = allmel[allmel.mean(1) > SILENCE_LOGMEL + 1.0]
-    net.mel_mean.copy_(torch.from_numpy(speech.mean(0)))
-    net.mel_std.copy_(torch.from_numpy(speech.std(0) + 1e-3))
-    net.out_std.copy_(torch.from_numpy(space.std))
-    opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=max(tc.steps, 1), pct_start=0.1)
+    mel_mean = torch.from_numpy(speech.mean(0))
+    mel_std = torch.from_numpy(speech.std(0) + 1e-3)
     n_rows = max(4, int(round(tc.window_s * ROW_RATE)))
     scale = float(space.std[0])
     # opening = inner-lip vertical distance, linear in the coefficients: open_dir . coeffs (+ actor constant)
@@ -223,58 +227,81 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
     meta = {"provenance": {"clips": [d.name for d in dirs],
                            "audio_sha256": {p.clip.clip_id: _sha(p.clip.audio) for p in prep}},
             "train_frames": int(sum(p.clip.valid[: p.clip.split].sum() for p in prep))}
-    model = AudioModel(net, space, cfg, meta)
-    it = range(tc.steps)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(it, desc="train-audio", unit="step")
-        it = bar
+        bar = tqdm(total=tc.steps * tc.ensemble, desc="train-audio", unit="step")
     metrics: dict[str, float] = {}
     t0 = time.time()
-    ema = None
-    recent: list[float] = []
-    for step in it:
-        net.train()
-        mel, tgt, mask = _batch(prep, cfg, R, rng, n_rows)
-        pred = net.forward_valid(mel)[:, :n_rows]
-        e = ((pred - tgt) / scale) ** 2
-        loss_pos = (e.sum(-1) * mask).sum() / mask.sum().clamp(min=1)
-        vm = mask[:, 1:] * mask[:, :-1]
-        dv = ((pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])) / scale
-        loss_vel = ((dv**2).sum(-1) * vm).sum() / vm.sum().clamp(min=1)
-        eo = ((pred - tgt) * open_dir).sum(-1) / open_std  # error of the mouth opening (linearised)
-        loss_open = ((eo**2) * mask).sum() / mask.sum().clamp(min=1)
-        loss = loss_pos + tc.velocity_weight * loss_vel * 4.0 + tc.opening_weight * loss_open
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        lv = loss.item()
-        ema = lv if ema is None else 0.98 * ema + 0.02 * lv
-        recent.append(lv)
-        del recent[:-20]
-        if step == min(9, tc.steps - 1):
-            model.meta["loss_start"] = float(np.mean(recent))  # mean training loss of the first 10 steps
-        last = step == tc.steps - 1
-        if (tc.eval_every > 0 and (step + 1) % tc.eval_every == 0) or last:
-            net.eval()
-            metrics = evaluate(model, prep, held_out=True)
-            metrics["step"] = step + 1
-            metrics["minutes"] = (time.time() - t0) / 60
-            metrics["loss"] = float(np.mean(recent))  # mean training loss of the last 20 steps
-            model.meta["heldout"] = metrics
-            if out is not None:
-                model.save(out)
+    members: list[AudioExprNet] = []
+    model = None
+    for k in range(tc.ensemble):
+        # member k: seed + k (member 0 is exactly the single-network recipe)
+        torch.manual_seed(tc.seed + k)
+        rng = np.random.default_rng(tc.seed + k)
+        net = AudioExprNet(80, space.n_components, cfg.net.channels, cfg.net.dilations, cfg.net.dropout)
+        net.mel_mean.copy_(mel_mean)
+        net.mel_std.copy_(mel_std)
+        net.out_std.copy_(torch.from_numpy(space.std))
+        whole = net if tc.ensemble == 1 else EnsembleNet(members + [net])
+        if model is None:
+            model = AudioModel(whole, space, cfg, meta)
+        else:
+            model.net = whole
+        opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=max(tc.steps, 1), pct_start=0.1)
+        ema = None
+        recent: list[float] = []
+        for step in range(tc.steps):
+            net.train()
+            mel, tgt, mask = _batch(prep, cfg, R, rng, n_rows)
+            pred = net.forward_valid(mel)[:, :n_rows]
+            e = ((pred - tgt) / scale) ** 2
+            loss_pos = (e.sum(-1) * mask).sum() / mask.sum().clamp(min=1)
+            vm = mask[:, 1:] * mask[:, :-1]
+            dv = ((pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])) / scale
+            loss_vel = ((dv**2).sum(-1) * vm).sum() / vm.sum().clamp(min=1)
+            eo = ((pred - tgt) * open_dir).sum(-1) / open_std  # error of the mouth opening (linearised)
+            loss_open = ((eo**2) * mask).sum() / mask.sum().clamp(min=1)
+            loss = loss_pos + tc.velocity_weight * loss_vel * 4.0 + tc.opening_weight * loss_open
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            lv = loss.item()
+            ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+            recent.append(lv)
+            del recent[:-20]
+            if k == 0 and step == min(9, tc.steps - 1):
+                model.meta["loss_start"] = float(np.mean(recent))  # mean training loss of the first 10 steps
+            last = step == tc.steps - 1 and k == tc.ensemble - 1
             if bar is not None:
-                bar.set_postfix(loss=f"{ema:.3f}", lve=f"{metrics['lve']:.4f}", corr=f"{metrics['corr']:.3f}")
-            elif log:
-                log(f"step {step + 1}: loss {ema:.4f} held-out lve {metrics['lve']:.4f} corr {metrics['corr']:.3f}")
-        elif bar is not None and step % 20 == 0:
-            bar.set_postfix(loss=f"{ema:.3f}")
-    net.eval()
+                bar.update(1)
+            if (tc.eval_every > 0 and (step + 1) % tc.eval_every == 0) or last:
+                # the ensemble so far (finished members + this one), on the held-out frames
+                model.net.eval()
+                metrics = evaluate(model, prep, held_out=True)
+                metrics["step"] = step + 1
+                metrics["members"] = k + 1
+                metrics["minutes"] = (time.time() - t0) / 60
+                metrics["loss"] = float(np.mean(recent))  # mean training loss of the last 20 steps
+                model.meta["heldout"] = metrics
+                if out is not None:
+                    model.save(out)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{ema:.3f}", lve=f"{metrics['lve']:.4f}", corr=f"{metrics['corr']:.3f}")
+                elif log:
+                    log(f"member {k + 1}/{tc.ensemble} step {step + 1}: loss {ema:.4f} held-out lve "
+                        f"{metrics['lve']:.4f} corr {metrics['corr']:.3f}")
+            elif bar is not None and step % 20 == 0:
+                bar.set_postfix(loss=f"{ema:.3f}")
+        net.eval()
+        members.append(net)
+    if bar is not None:
+        bar.close()
+    model.net.eval()
     return model, metrics
 
 

@@ -114,3 +114,17 @@ def test_unreadable_audio(model, tmp_path):
         model.predict(empty, fps=25.0)
     with pytest.raises(InputError):
         model.predict(tmp_path / "missing.mp3", fps=25.0)
+
+
+def test_chunked_equals_whole_ensemble():
+    """An ensemble of networks is a sliding function too: chunking does not change it."""
+    from d4e.audio.net import EnsembleNet
+
+    torch.manual_seed(1)
+    net = EnsembleNet([AudioExprNet(n_out=4, channels=16, dilations=[1, 2]) for _ in range(3)]).eval()
+    a = (np.random.default_rng(3).standard_normal(16000 + 123) * 0.1).astype(np.float32)
+    n_out = (len(a) // 160 + 2) // 2
+    ref = _whole(net, a)[:n_out]
+    for chunk_rows in (5, 10**6):
+        out = np.concatenate(list(iter_rows(net, iter_array_blocks(a, 1000), chunk_rows)))
+        np.testing.assert_allclose(out, ref, atol=2e-5, rtol=0)

@@ -55,3 +55,33 @@ def test_load_wrong_kind(tmp_path):
     p = save_checkpoint(tmp_path / "x.ckpt", {"a": torch.zeros(1)}, "prior")
     with pytest.raises(CheckpointError):
         AudioModel.load(p)
+
+
+def test_train_ensemble_is_mean_of_members(corpus_cache, tmp_path):
+    """train.ensemble = 2: two seeds of one recipe, saved as one checkpoint whose output is their mean."""
+    import torch
+
+    from d4e.audio.config import load_audio_config
+    from d4e.audio.net import EnsembleNet
+    from d4e.audio.train import train_audio_model
+
+    cfg = load_audio_config(None, {"net": {"channels": 16, "dilations": [1, 2], "dropout": 0.0},
+                                   "targets": {"n_components": 4},
+                                   "train": {"steps": 12, "batch": 4, "window_s": 0.8, "eval_every": 0,
+                                             "ensemble": 2}})
+    out = tmp_path / "ens.ckpt"
+    model, metrics = train_audio_model([corpus_cache], cfg, out=out, progress=False, log=None)
+    assert isinstance(model.net, EnsembleNet) and len(model.net.members) == 2
+    assert metrics["members"] == 2 and metrics["step"] == 12
+    a, b = model.net.members
+    assert not torch.equal(a.stem.weight, b.stem.weight)  # different seeds
+    loaded = AudioModel.load(out)
+    assert isinstance(loaded.net, EnsembleNet) and len(loaded.net.members) == 2
+    mel = torch.randn(1, 2 * loaded.net.receptive_radius + 41, 80) - 5.0
+    with torch.no_grad():
+        ref = (a.forward_valid(mel) + b.forward_valid(mel)) / 2
+        np.testing.assert_allclose(loaded.net.forward_valid(mel).numpy(), ref.numpy(), atol=1e-5, rtol=0)
+    speech = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    np.testing.assert_allclose(loaded.predict(speech, fps=25.0), model.predict(speech, fps=25.0), atol=1e-5)
+    h = read_header(out)
+    assert h["net"]["members"] == 2 and h["heldout"]["members"] == 2  # evaluated once, at the end

@@ -102,9 +102,13 @@ def _window(win_size: int, gaussian: bool, sigma: float, dtype, device) -> torch
 
 def _filter_valid(x: torch.Tensor, w1: torch.Tensor) -> torch.Tensor:
     """Separable filter with window ``w1``, 'valid' region only (no padding). x: (N, 1, H, W)."""
-    k = w1.numel()
-    x = F.conv2d(x, w1.view(1, 1, 1, k))
-    return F.conv2d(x, w1.view(1, 1, k, 1))
+    # depthwise over the N planes (one grouped conv each way): several times faster on the CPU
+    # than N single-channel convolutions, same sums
+    k, n = w1.numel(), x.shape[0]
+    x = x.reshape(1, n, x.shape[-2], x.shape[-1])
+    x = F.conv2d(x, w1.view(1, 1, 1, k).expand(n, 1, 1, k), groups=n)
+    x = F.conv2d(x, w1.view(1, 1, k, 1).expand(n, 1, k, 1), groups=n)
+    return x.reshape(n, 1, x.shape[-2], x.shape[-1])
 
 
 def ssim_map(

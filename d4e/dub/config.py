@@ -33,6 +33,9 @@ class DubConfig:
     masks (room for the post-processing feather; masks handed to post are eroded by the rest of its reach)."""
     crop_feather_px: float = 6.0
     """Paste-back: alpha ramps to 0 over this many crop pixels at the crop square's edge."""
+    paste_interpolation: str = "cubic"
+    """Resampling of the rendered crop into the full frame: ``cubic`` (sharper where the face is larger
+    than the crop) or ``linear``."""
     frame_cache_mb: int = 768
     """Memory for decoded full frames kept for ping-pong/loop reuse (bounded; streaming otherwise)."""
     adapt_seconds: float = 4.0
@@ -67,6 +70,8 @@ class DubConfig:
             raise InputError(f"dub config: render_margin_px must be >= 0, got {self.render_margin_px}")
         if self.crop_feather_px < 0:
             raise InputError(f"dub config: crop_feather_px must be >= 0, got {self.crop_feather_px}")
+        if self.paste_interpolation not in ("linear", "cubic"):
+            raise InputError(f"dub config: paste_interpolation must be linear or cubic, got {self.paste_interpolation!r}")
         if self.frame_cache_mb < 1:
             raise InputError(f"dub config: frame_cache_mb must be >= 1, got {self.frame_cache_mb}")
         if not self.adapt_seconds > 0:

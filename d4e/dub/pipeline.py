@@ -379,7 +379,8 @@ def dub_frames(
                     a_used = (a * edge * float(w[r])).astype(np.float32)
                     with timer("paste"):
                         bbox = paste_bbox(a_used, clip.crop_affine[src_idx[r]], original.shape[:2])
-                        out = paste_crop(original, crop_rgb, clip.crop_affine[src_idx[r]], a_used)
+                        out = paste_crop(original, crop_rgb, clip.crop_affine[src_idx[r]], a_used,
+                                         interpolation=cfg.paste_interpolation)
                 else:
                     out = original
                 with timer("encode"):

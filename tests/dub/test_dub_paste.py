@@ -82,3 +82,27 @@ def test_alpha_confines_the_change(hd_canvas):
     assert inner[..., 0].min() == 255 and inner[..., 1:].max() == 0
     # zero alpha: the frame comes back bit for bit
     assert np.array_equal(paste_crop(canvas, red, a, np.zeros((256, 256), np.float32)), canvas)
+
+
+def test_cubic_paste_is_sharper_and_touches_the_same_pixels():
+    import cv2
+
+    from d4e.dub.paste import paste_crop, similarity_affine
+
+    rng = np.random.default_rng(0)
+    frame = np.full((600, 600, 3), 90, np.uint8)
+    crop = (rng.random((128, 128, 3)) > 0.5).astype(np.float32)  # fine texture
+    A = similarity_affine((300.0, 300.0), 300.0, 128)  # the crop is enlarged 2.3x on paste
+    alpha = np.zeros((128, 128), np.float32)
+    alpha[30:100, 20:110] = 1.0
+    lin = paste_crop(frame, crop, A, alpha, interpolation="linear")
+    cub = paste_crop(frame, crop, A, alpha, interpolation="cubic")
+    changed_lin, changed_cub = (lin != frame).any(-1), (cub != frame).any(-1)
+    untouched = ~(changed_lin | changed_cub)
+    assert np.array_equal(lin[untouched], frame[untouched]) and np.array_equal(cub[untouched], frame[untouched])
+    inner = np.s_[250:330, 240:360]
+    v_lin = cv2.Laplacian(lin[inner].astype(np.float64), cv2.CV_64F).var()
+    v_cub = cv2.Laplacian(cub[inner].astype(np.float64), cv2.CV_64F).var()
+    assert v_cub > 1.15 * v_lin
+    with pytest.raises(ValueError):
+        paste_crop(frame, crop, A, alpha, interpolation="lanczos")

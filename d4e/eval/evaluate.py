@@ -6,8 +6,10 @@ one batch), tracks both with MediaPipe, and accumulates:
 * PSNR, SSIM (reference metrics; meaningful for self-reenactment),
 * LPIPS and per-video FID (only with backbone weights, see :mod:`d4e.eval.perceptual`),
 * LMD (mouth landmark distance / inter-ocular distance),
-* seam score around the reference's lower-face region (the region a dub re-renders;
-  ``tools/bench_dub.py`` measures it on the dub's own mask),
+* seam score (:func:`d4e.post.metrics.seam_score`, the dub issue's figure) around the reference's
+  lower-face region (the region a dub re-renders; ``tools/bench_dub.py`` measures it on the dub's
+  own mask); the video's figure is the sum over frames of the result's edge gradient over the same
+  sum for the reference (every frame weighs the same),
 * lip-sync (LSE-style, D4E's own sync model) of the result with the given audio, and of
   the reference with its own audio as a baseline.
 
@@ -59,7 +61,8 @@ class EvalConfig:
     lpips_net: str = "alex"
     lpips_max_side: int = 512
     fid: bool = True
-    seam_width: int = 2
+    #: half-width (px) of the band around the mask edge (d4e.post.metrics.seam_score, the dub issue's seam score)
+    seam_band_px: int = 4
     sync_model: str | None = None
     sync_max_offset: int = 15
     report_frames: int = 6
@@ -165,7 +168,7 @@ def evaluate_video(
     from tqdm import tqdm
 
     from d4e.eval.landmarks import FaceMeshTracker, fill_invalid
-    from d4e.eval.metrics import landmark_distance, psnr, seam_score, ssim
+    from d4e.eval.metrics import landmark_distance, psnr, seam_gradients, ssim
     from d4e.eval.sync import NOT_COMPARABLE, SyncClip, _mel, cut_mouths, load_aligned_audio, load_sync_model, mouth_affines, sync_offsets
     from d4e.io.video import VideoReader
 
@@ -245,19 +248,11 @@ def evaluate_video(
                 have = [k for k, m in enumerate(buf_mask) if m is not None]
                 if have:
                     mk = torch.from_numpy(np.stack([buf_mask[k] for k in have]))[:, None]
-                    num = seam_score(b[have], a[have], mk, cfg.seam_width, per_frame=True).double().numpy()
-                    pf["seam"][idx[have]] = num
-                    # totals for the video-level ratio
-                    from d4e.eval.metrics import _luma, _sobel, seam_band
-
-                    band, nrm = seam_band(mk, cfg.seam_width)
-
-                    def across(img):
-                        gx, gy = _sobel(_luma(img))
-                        return float(((gx * nrm[:, :1] + gy * nrm[:, 1:]).abs() * band).sum())
-
-                    seam_num += across(b[have])
-                    seam_den += across(a[have])
+                    g = seam_gradients(b[have], a[have], mk, cfg.seam_band_px).numpy()
+                    pf["seam"][idx[have]] = np.where(g[:, 1] > 0, g[:, 0] / np.maximum(g[:, 1], 1e-12), np.nan)
+                    # totals for the video-level ratio (every frame weighs the same)
+                    seam_num += float(g[:, 0].sum())
+                    seam_den += float(g[:, 1].sum())
             buf_r.clear(), buf_f.clear(), buf_i.clear(), buf_mask.clear()
 
         with FaceMeshTracker() as tr_r, FaceMeshTracker() as tr_f:

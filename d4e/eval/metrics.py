@@ -37,6 +37,7 @@ __all__ = [
     "landmark_distance",
     "LandmarkDistance",
     "seam_score",
+    "seam_gradients",
     "SeamScore",
     "MOUTH_INDICES",
     "EYE_OUTER_INDICES",
@@ -328,98 +329,76 @@ class LandmarkDistance(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ seam score
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True) if x.shape[1] == 3 else x.mean(1, keepdim=True)
+# One definition for the whole project: the post-processing stage's (d4e.post.metrics, the dub issue's
+# "seam" figure, goal 1.10). Evaluation only adds a per-frame form and the sums a streaming pass needs.
+def seam_gradients(output: torch.Tensor, input: torch.Tensor, mask: torch.Tensor, band_px: int = 4) -> torch.Tensor:
+    """Per-frame mean gradient across the mask edge in ``output`` and in ``input``.
 
-
-def _sobel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype, device=x.device) / 8.0
-    gx = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kx.view(1, 1, 3, 3))
-    gy = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kx.t().contiguous().view(1, 1, 3, 3))
-    return gx, gy
-
-
-def seam_band(mask: torch.Tensor, width: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixels within ``width`` px of the mask's 0.5 contour and the unit normal there.
+    The statistic is :func:`d4e.post.metrics.seam_gradient` (luma Sobel gradient projected on the
+    edge normal, averaged over the pixels within ``band_px`` of the edge), computed frame by frame on
+    the mask's bounding box.
 
     Args:
-        mask: :math:`(B, 1, H, W)` in ``[0, 1]`` (hard or feathered).
-        width: half-width of the band in pixels.
+        output: :math:`(B, 3, H, W)` result frames in ``[0, 1]``.
+        input: :math:`(B, 3, H, W)` original frames.
+        mask: :math:`(B|1, 1, H, W)` generated region (bool, or float > 0.5).
+        band_px: half-width of the band along the edge, pixels.
 
     Returns:
-        ``band (B, 1, H, W) bool`` and ``normal (B, 2, H, W)`` (x, y components; zero off the band).
+        :math:`(B, 2)` float64: column 0 the output's gradient, column 1 the input's (0 where the mask
+        has no edge).
     """
-    check_shape(mask, ["B", "1", "H", "W"], "mask")
-    hard = (mask > 0.5).to(torch.float32)
-    k = 2 * width + 1
-    dil = F.max_pool2d(hard, k, stride=1, padding=width)
-    ero = 1.0 - F.max_pool2d(1.0 - hard, k, stride=1, padding=width)
-    band = (dil - ero) > 0.5
-    # normal from the gradient of the smoothed hard mask
-    sigma = max(width, 1.0)
-    r = int(math.ceil(3 * sigma))
-    g = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma**2))
-    g = (g / g.sum()).to(mask.device)
-    sm = F.conv2d(F.pad(hard, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-    sm = F.conv2d(F.pad(sm, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1))
-    nx, ny = _sobel(sm)
-    n = torch.cat([nx, ny], 1)
-    n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-8)
-    band = band & (torch.cat([nx, ny], 1).norm(dim=1, keepdim=True) > 1e-6)
-    return band, n * band
+    from d4e.post.metrics import _check_pair as _post_check, _crop, seam_gradient
+
+    m = _post_check(output.float(), input.float(), mask)
+    out = torch.zeros(output.shape[0], 2, dtype=torch.float64)
+    for i in range(output.shape[0]):
+        mi, o, x = _crop(m[i : i + 1], 3 * band_px + 8, output[i : i + 1].float(), input[i : i + 1].float())
+        out[i, 0] = float(seam_gradient(o, mi, band_px))
+        out[i, 1] = float(seam_gradient(x, mi, band_px))
+    return out
 
 
 def seam_score(
     output: torch.Tensor,
     input: torch.Tensor,
     mask: torch.Tensor,
-    width: int = 2,
+    band_px: int = 4,
     per_frame: bool = False,
 ) -> torch.Tensor:
-    r"""Seam score: mean gradient magnitude across the mask boundary in ``output`` over the same in ``input``.
+    r"""Seam score of the dub issue: :func:`d4e.post.metrics.seam_score` (same definition, same default band).
 
-    "Across" is the image gradient's component along the mask's normal, :math:`|\nabla Y \cdot n|`
-    on luma :math:`Y`, averaged over the pixels within ``width`` px of the mask's 0.5 contour. A
-    visible seam (a step in colour or brightness where the generated region meets the original)
-    raises the score above 1; an invisible one gives about 1 (exactly 1 for ``output == input``).
+    The mean luma gradient across the mask edge (within ``band_px`` px of it) in ``output`` over the
+    same in ``input``. A visible seam (a step in colour or brightness where the generated region
+    meets the original) raises the score above 1; ``output == input`` gives exactly 1.
 
     Args:
         output: :math:`(B, 3, H, W)` result frames in ``[0, 1]``.
         input: :math:`(B, 3, H, W)` original frames.
-        mask: :math:`(B, 1, H, W)` or :math:`(1, 1, H, W)` generated-region mask in ``[0, 1]``.
-        width: band half-width in pixels.
-        per_frame: return one ratio per frame instead of one over the whole batch.
+        mask: :math:`(B, 1, H, W)` or :math:`(1, 1, H, W)` generated region (bool, or float > 0.5).
+        band_px: band half-width in pixels.
+        per_frame: one ratio per frame instead of :func:`d4e.post.metrics.seam_score` over the batch.
 
     Returns:
-        ``()`` scalar (sum over all frames' band pixels in output / in input), or :math:`(B,)`.
-        ``nan`` where the mask has no boundary.
+        ``()`` scalar, or :math:`(B,)` float64; ``nan`` where the mask has no edge.
     """
-    _check_pair(output, input)
-    check_shape(mask, ["M", "1", "H", "W"], "mask")
-    check(mask.shape[-2:] == output.shape[-2:], "mask and images must have the same H, W")
-    check(mask.shape[0] in (1, output.shape[0]), "mask batch must be 1 or B")
-    band, n = seam_band(mask.float(), width)
-    band = band.expand(output.shape[0], -1, -1, -1)
-    n = n.expand(output.shape[0], -1, -1, -1)
+    from d4e.post.metrics import seam_score as post_seam_score
 
-    def across(img: torch.Tensor) -> torch.Tensor:
-        gx, gy = _sobel(_luma(img.float()))
-        return ((gx * n[:, :1] + gy * n[:, 1:]).abs() * band).flatten(1).sum(1)
-
-    a, b = across(output), across(input)
     if per_frame:
-        return a / b.clamp_min(1e-12) * torch.where(b > 0, 1.0, float("nan"))
-    total_b = b.sum()
-    return a.sum() / total_b if total_b > 0 else torch.tensor(float("nan"))
+        g = seam_gradients(output, input, mask, band_px)
+        return torch.where(g[:, 1] > 0, g[:, 0] / g[:, 1].clamp_min(1e-12), torch.full_like(g[:, 0], float("nan")))
+    _check_pair(output, input)
+    if not bool(((mask > 0.5).flatten(1).any(1) & ~(mask > 0.5).flatten(1).all(1)).any()):
+        return torch.tensor(float("nan"))
+    return torch.tensor(post_seam_score(output.float(), input.float(), mask, band_px))
 
 
 class SeamScore(nn.Module):
     """Module form of :func:`seam_score`."""
 
-    def __init__(self, width: int = 2) -> None:
+    def __init__(self, band_px: int = 4) -> None:
         super().__init__()
-        self.width = width
+        self.band_px = band_px
 
     def forward(self, output: torch.Tensor, input: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return seam_score(output, input, mask, self.width)
+        return seam_score(output, input, mask, self.band_px)

@@ -91,6 +91,9 @@ class SyncModelConfig:
     n_mels: int = 40
     embed_dim: int = 64
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    #: also feed the video encoder the ``n_frames - 1`` frame-to-frame differences of the window
+    #: (motion: what lip sync depends on, less the person's appearance)
+    motion: bool = False
 
 
 @dataclass
@@ -108,6 +111,13 @@ class SyncTrainConfig:
     flip_prob: float = 0.5
     #: random translation of a segment's mouth crops, pixels
     jitter_px: int = 2
+    #: random zoom of a segment's mouth crops, a factor in [1 - scale_jitter, 1 + scale_jitter]
+    scale_jitter: float = 0.0
+    #: random in-plane rotation of a segment's mouth crops, degrees in [-rotate_deg, rotate_deg]
+    rotate_deg: float = 0.0
+    #: a clip is drawn with probability proportional to (its number of segments) ** clip_weight_power
+    #: (1: every segment equally likely; 0: every clip equally likely)
+    clip_weight_power: float = 1.0
     seed: int = 0
     #: clips held out of training (a clip is held out when its name contains one of these)
     val_clips: list[str] = field(default_factory=list)
@@ -356,18 +366,21 @@ class SyncNet(nn.Module):
         self.cfg = cfg
         c = list(cfg.channels)
         check(len(c) == 4, "channels must list 4 widths")
+        cin = 2 * cfg.n_frames - 1 if cfg.motion else cfg.n_frames
         self.video = nn.Sequential(
-            _block(cfg.n_frames, c[0], 2), _block(c[0], c[1], 2), _block(c[1], c[2], 2), _block(c[2], c[3], 1)
+            _block(cin, c[0], 2), _block(c[0], c[1], 2), _block(c[1], c[2], 2), _block(c[2], c[3], 1)
         )
         self.audio = nn.Sequential(_block(1, c[0], (1, 2)), _block(c[0], c[1], 2), _block(c[1], c[2], 2), _block(c[2], c[3], 2))
         with torch.no_grad():
-            nv = self.video(torch.zeros(2, cfg.n_frames, cfg.crop_h, cfg.crop_w)).shape[1:].numel()
+            nv = self.video(torch.zeros(2, cin, cfg.crop_h, cfg.crop_w)).shape[1:].numel()
             na = self.audio(torch.zeros(2, 1, cfg.mel_rows, cfg.n_mels)).shape[1:].numel()
         self.video_head = nn.Linear(nv, cfg.embed_dim)
         self.audio_head = nn.Linear(na, cfg.embed_dim)
 
     def embed_video(self, x: torch.Tensor) -> torch.Tensor:
         check_shape(x, ["B", str(self.cfg.n_frames), str(self.cfg.crop_h), str(self.cfg.crop_w)], "video windows")
+        if self.cfg.motion:
+            x = torch.cat([x, x[:, 1:] - x[:, :-1]], dim=1)
         return F.normalize(self.video_head(self.video(x).flatten(1)), dim=1)
 
     def embed_audio(self, m: torch.Tensor) -> torch.Tensor:
@@ -439,6 +452,9 @@ class SyncResult:
         offsets: ``(K,)`` audio offsets searched (frames; > 0: audio lags video).
         distances: ``(K,)`` mean embedding distance at each offset.
         offset: the offset of minimum distance (the estimated audio-video offset, frames).
+        offset_subframe: the minimum of the parabola through the distances at ``offset - 1``,
+            ``offset``, ``offset + 1`` (frames, within half a frame of ``offset``; ``offset`` itself at
+            the ends of the searched range).
         lse_d: minimum mean distance (lower is better).
         lse_c: confidence, median minus minimum over offsets (higher is better).
         per_frame_distance: ``(N,)`` distance at offset 0 per frame (NaN where no window).
@@ -454,10 +470,12 @@ class SyncResult:
     per_frame_distance: np.ndarray
     per_frame_confidence: np.ndarray
     n_windows: int
+    offset_subframe: float = float("nan")
 
     def to_dict(self) -> dict:
         return {
             "sync_offset_frames": int(self.offset),
+            "sync_offset_subframe": float(self.offset_subframe),
             "sync_lse_d": float(self.lse_d),
             "sync_lse_c": float(self.lse_c),
             "sync_dist_at_0": float(self.distances[list(self.offsets).index(0)]) if 0 in self.offsets else None,
@@ -511,6 +529,12 @@ def sync_offsets(
         dist[s : s + len(c)] = (v[:, None] - a).norm(dim=-1).numpy()
     mean = dist.mean(0)
     k = int(np.argmin(mean))
+    sub = float(offsets[k])
+    if 0 < k < len(mean) - 1:
+        y0, y1, y2 = (float(v) for v in mean[k - 1 : k + 2])
+        curv = y0 - 2.0 * y1 + y2
+        if curv > 0:
+            sub += float(np.clip(0.5 * (y0 - y2) / curv, -0.5, 0.5))
     n = clip.n_frames
     pf_d = np.full(n, np.nan, np.float32)
     pf_c = np.full(n, np.nan, np.float32)
@@ -525,11 +549,12 @@ def sync_offsets(
         per_frame_distance=pf_d,
         per_frame_confidence=pf_c,
         n_windows=len(centres),
+        offset_subframe=sub,
     )
 
 
-def shift_audio(clip: SyncClip, frames: int) -> SyncClip:
-    """A copy of ``clip`` whose audio is delayed by ``frames`` video frames (advanced if negative)."""
+def shift_audio(clip: SyncClip, frames: float) -> SyncClip:
+    """A copy of ``clip`` whose audio is delayed by ``frames`` video frames (advanced if negative; fractions to 10 ms)."""
     rows = int(round(frames / clip.fps * 100.0))
     mel = clip.mel
     floor = float(mel.min())
@@ -541,6 +566,35 @@ def shift_audio(clip: SyncClip, frames: int) -> SyncClip:
 
 
 # ------------------------------------------------------------------------------------------- training
+def _augment_geometry(x: torch.Tensor, tc: SyncTrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """One random similarity (zoom, rotation, translation) applied to a whole segment of windows.
+
+    The same transform for every window of the segment, as a tracking or framing difference would be.
+
+    Args:
+        x: ``(L, T, h, w)`` standardised mouth windows.
+
+    Returns:
+        ``(L, T, h, w)``, border pixels replicated.
+    """
+    if tc.jitter_px <= 0 and tc.scale_jitter <= 0 and tc.rotate_deg <= 0:
+        return x
+    h, w = x.shape[-2:]
+    if tc.scale_jitter <= 0 and tc.rotate_deg <= 0:  # integer shift only (exact, no resampling)
+        dy, dx = (int(v) for v in rng.integers(-tc.jitter_px, tc.jitter_px + 1, size=2))
+        return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    s = 1.0 + float(rng.uniform(-tc.scale_jitter, tc.scale_jitter))
+    a = math.radians(float(rng.uniform(-tc.rotate_deg, tc.rotate_deg)))
+    tx, ty = (float(v) for v in rng.uniform(-tc.jitter_px, tc.jitter_px, size=2))
+    # affine_grid maps output to input in normalised coordinates ([-1, 1] across each side)
+    cos, sin = math.cos(a) / s, math.sin(a) / s
+    theta = torch.tensor(
+        [[cos, -sin * h / w, 2.0 * tx / w], [sin * w / h, cos, 2.0 * ty / h]], dtype=x.dtype
+    )[None].expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def train_sync(
     clips: list[SyncClip],
     cfg: SyncConfig,
@@ -591,7 +645,7 @@ def train_sync(
     seg_starts = [seg_starts[i] for i in keep]
     if not wins:
         raise InputError(f"no training clip has {L} consecutive scorable frames for the sync model")
-    weights = np.array([len(st) for st in seg_starts], np.float64)
+    weights = np.array([len(st) for st in seg_starts], np.float64) ** tc.clip_weight_power
     weights /= weights.sum()
     bar = tqdm(range(tc.steps), desc="train-sync", disable=not progress)
     for step in bar:
@@ -603,9 +657,7 @@ def train_sync(
             cs = np.arange(c0, c0 + L)
             flip = np.full(L, rng.random() < tc.flip_prob)
             vw = w.video(cs, flip)
-            if tc.jitter_px > 0:  # the same small translation for the whole segment (tracking differences)
-                dy, dx = (int(x) for x in rng.integers(-tc.jitter_px, tc.jitter_px + 1, size=2))
-                vw = torch.roll(vw, shifts=(dy, dx), dims=(2, 3))
+            vw = _augment_geometry(vw, tc, rng)
             vids.append(vw)
             auds.append(w.audio(np.arange(c0 - K, c0 + L + K)))
         v = model.embed_video(torch.cat(vids)).view(n_seg, L, -1)
@@ -641,7 +693,7 @@ def train_sync(
         try:
             r = sync_offsets(model, c, cfg.eval.max_offset)
             r5 = sync_offsets(model, shift_audio(c, 5), cfg.eval.max_offset)
-            evals[c.name] = {"offset": r.offset, "lse_d": round(r.lse_d, 4), "lse_c": round(r.lse_c, 4), "offset_shift5": r5.offset}
+            evals[c.name] = {"offset": r.offset, "offset_subframe": round(r.offset_subframe, 2), "lse_d": round(r.lse_d, 4), "lse_c": round(r.lse_c, 4), "offset_shift5": r5.offset}
         except NoFaceError:
             continue
     summary["offsets"] = evals

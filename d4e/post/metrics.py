@@ -4,8 +4,8 @@ Each is a ratio of a statistic in the output to the same statistic in the input,
 "as in the original footage". Images are ``float (T, 3, H, W)`` in [0, 1] (T frames in time
 order, or any batch for :func:`seam_score` / :func:`sharpness_score`), masks ``(T|1, 1, H, W)``.
 
-(The evaluation stage keeps its own seam score in ``d4e/eval``; these are the post-processing
-stage's, used by its tests and ``tools/bench_post.py``.)
+(:func:`seam_score` is the project's one seam score: ``d4e/eval`` reports it too, through
+``d4e.eval.metrics.seam_score``; used by the post tests and ``tools/bench_post.py``.)
 """
 
 from __future__ import annotations

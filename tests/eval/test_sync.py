@@ -29,6 +29,7 @@ from d4e.eval.sync import (
 )
 
 WINDOWS = 120  # windows scored per clip (evenly spread): keeps the test fast
+HELD_OUT_TOLERANCE = 2  # frames, clips held out of the sync model's training (see test_true_offset_found_on_shared_clips)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,15 @@ def clips(corpus_cache, model):
     return load_sync_clips([corpus_cache], model.cfg, progress=False)
 
 
+@pytest.fixture(scope="module")
+def scored(model, clips):
+    """Every clip scored once with its own audio and with the audio shifted by +5 / -5 frames."""
+    return {
+        c.name: {s: sync_offsets(model, shift_audio(c, s) if s else c, max_offset=15, max_windows=WINDOWS) for s in (0, 5, -5)}
+        for c in clips
+    }
+
+
 def test_shipped_model_is_small_and_documented():
     assert DEFAULT_SYNC_MODEL.is_file()
     assert DEFAULT_SYNC_MODEL.stat().st_size < 5 * 2**20
@@ -49,40 +59,47 @@ def test_shipped_model_is_small_and_documented():
     assert h["kind"] == "sync"
     assert "not comparable" in h["note"]
     assert h["provenance"]["command"].startswith("d4e train-sync")
-    assert len(h["training"]["val_clips"]) >= 3
+    assert sorted(h["config"]["train"]["val_clips"]) == sorted(["vretalking_face5", "mimictalk_May", "pcavs_00473"])
+    assert len(h["training"]["val_clips"]) == 3
 
 
-def test_true_offset_found_on_shared_clips(model, clips):
+def test_true_offset_found_on_shared_clips(scored):
     held = read_header(DEFAULT_SYNC_MODEL)["training"]["val_clips"]
-    assert len(clips) == 17 and len(held) == 3
+    assert len(scored) == 17 and len(held) == 3
     found = {}
-    for c in clips:
-        r = sync_offsets(model, c, max_offset=15, max_windows=WINDOWS)
-        found[c.name] = r.offset
+    for name, r in scored.items():
+        r = r[0]
+        found[name] = r.offset
         assert r.lse_c > 0 and 0 <= r.lse_d <= 2
+        assert abs(r.offset_subframe - r.offset) <= 0.5
     train = {k: v for k, v in found.items() if k not in held}
     unseen = {k: v for k, v in found.items() if k in held}
     # clips seen in training: in sync within one frame
     assert all(abs(v) <= 1 for v in train.values()), found
-    # people never seen in training: within two frames (they come out at +2, +2, -2, the same with three
-    # independently trained models: possibly real A/V offsets in those files, not verified)
-    assert all(abs(v) <= 2 for v in unseen.values()), found
+    # people never seen in training: within two frames. Their true offsets are not known: an independent
+    # cue (ridge regression from audio to lip opening, fitted on the other clips) also puts them about
+    # 2-3 frames off 0 in the same directions (see d4e/eval/sync.py, "Held-out clips").
+    assert all(abs(v) <= HELD_OUT_TOLERANCE for v in unseen.values()), found
 
 
 @pytest.mark.parametrize("shift", [5, -5])
-def test_shifted_audio_is_detected(model, clips, shift):
-    moved, d_true, d_shifted = {}, [], []
-    for c in clips:
-        r0 = sync_offsets(model, c, max_windows=WINDOWS)
-        r = sync_offsets(model, shift_audio(c, shift), max_windows=WINDOWS)
-        moved[c.name] = r.offset - r0.offset
-        d_true.append(r0.distances[15])
-        d_shifted.append(r.distances[15])
+def test_shifted_audio_is_detected(scored, shift):
+    moved = {k: r[shift].offset - r[0].offset for k, r in scored.items()}
+    d_true = [r[0].distances[15] for r in scored.values()]
+    d_shifted = [r[shift].distances[15] for r in scored.values()]
     # the shifted audio scores worse at offset 0 than the original audio does (on average over clips)
     assert np.mean(d_shifted) > np.mean(d_true) + 0.1
     # every clip, seen in training or not: the estimated offset moves by the shift, within one frame
     bad = {k: v for k, v in moved.items() if abs(v - shift) > 1}
     assert not bad, f"shift {shift} not detected within one frame: {bad}"
+
+
+def test_subframe_offset_follows_a_fractional_shift(model, clips):
+    """Audio delayed by 2.5 frames: the sub-frame estimate moves by 2.5 within half a frame."""
+    c = next(c for c in clips if c.name.startswith("dfrf_cnn2"))
+    r0 = sync_offsets(model, c, max_windows=4 * WINDOWS)
+    r = sync_offsets(model, shift_audio(c, 2.5), max_windows=4 * WINDOWS)
+    assert abs((r.offset_subframe - r0.offset_subframe) - 2.5) <= 0.5, (r0.offset_subframe, r.offset_subframe)
 
 
 def test_audio_from_another_clip_has_low_confidence(model, clips):

@@ -16,7 +16,11 @@ and measures, against the input video:
   (decode, fit, audio, render, post, paste, encode; the preprocessing cache is warm).
 
 Region statistics are computed in the crop frame (the cache's crop transform applied to
-the decoded full-resolution output), where the masks live. Ends with one JSON line.
+the decoded full-resolution output), where the masks live. The table also shows ``cpu_fps``,
+the frame rate the run's CPU time implies on ``--threads`` dedicated cores (a load-independent
+estimate on a shared machine; the JSON ``fps`` is wall-clock). The actor is zero-shot by default
+(the prior's mean texture; ``--adapt-steps N`` adapts first, outside the timed run's cache hit).
+Ends with one JSON line.
 
 Example:
     .venv/bin/python tools/bench_dub.py --prior prior.ckpt --video ../shared/data/mimictalk_May.mp4

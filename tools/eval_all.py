@@ -110,9 +110,10 @@ def split_clip(video: Path, heldout_seconds: float, adapt_seconds: float, workdi
         cut = n - n_tail
         start = max(0, cut - int(round(adapt_seconds * fps)))
         audio = load_aligned_audio(video, r.info, None)
-        a0, a1 = (int(round(i / fps * 16000)) for i in (start, cut))
+        a0, a1, a2 = (int(round(i / fps * 16000)) for i in (start, cut, n))
+        # each part's audio spans exactly its frames (a track that outlasts the video is cut)
         with VideoWriter(head, fps, audio=audio[a0:a1], preset="veryfast", crf=12) as wh, VideoWriter(
-            tail, fps, audio=audio[a1:], preset="veryfast", crf=12
+            tail, fps, audio=audio[a1:a2], preset="veryfast", crf=12
         ) as wt:
             for i, f in enumerate(r):
                 if i >= start:
@@ -176,6 +177,10 @@ def cross_dub(video: Path, speech: Path, dub_fn: DubFn, workdir: Path, args, cfg
     return res
 
 
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def _mean(xs) -> float | None:
     xs = [x for x in xs if x is not None and np.isfinite(x)]
     return float(np.mean(xs)) if xs else None
@@ -209,13 +214,17 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
     sync_rows = sync_check(clips, model)
     err0 = [abs(r["offset"]) for r in sync_rows.values()]
     err5 = [abs(r["offset_delayed5"] - 5) for r in sync_rows.values()]
+    _log(f"sync check: {len(sync_rows)} clips, mean |offset| {np.mean(err0):.2f} frames (total {time.time() - t0:.0f} s)")
 
     dub_fn = dub_fn or make_d4e_dub(args.prior, args.adapt_steps, progress=not args.no_progress)
     self_rows, cross_rows = {}, {}
     for v in videos[: args.max_clips]:
         try:
+            t1 = time.time()
             r = self_reenactment(v, dub_fn, work, args, cfg, args.weights, reports)
             self_rows[v.stem] = r.metrics
+            _log(f"self  {v.stem}: {time.time() - t1:.0f} s, psnr {_fmt(r.metrics.get('psnr'))} "
+                 f"ssim {_fmt(r.metrics.get('ssim'))} seam {_fmt(r.metrics.get('seam'))} (total {time.time() - t0:.0f} s)")
             reasons.update({f"selfdub_{k}": why for k, why in r.unavailable.items()})
         except D4EError as exc:
             reasons["selfdub"] = str(exc)
@@ -225,8 +234,11 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
             break
         s = speeches[i % len(speeches)]
         try:
+            t1 = time.time()
             r = cross_dub(v, s, dub_fn, work, args, cfg, args.weights, reports)
             cross_rows[f"{v.stem} x {s.stem}"] = r.metrics
+            _log(f"cross {v.stem} x {s.stem}: {time.time() - t1:.0f} s, sync offset {_fmt(r.metrics.get('sync_offset_frames'))} "
+                 f"seam {_fmt(r.metrics.get('seam'))} (total {time.time() - t0:.0f} s)")
         except D4EError as exc:
             reasons["crossdub"] = str(exc)
             break

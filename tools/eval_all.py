@@ -218,70 +218,75 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
 
     dub_fn = dub_fn or make_d4e_dub(args.prior, args.adapt_steps, progress=not args.no_progress)
     self_rows, cross_rows = {}, {}
-    for v in videos[: args.max_clips]:
-        try:
-            t1 = time.time()
-            r = self_reenactment(v, dub_fn, work, args, cfg, args.weights, reports)
-            self_rows[v.stem] = r.metrics
-            _log(f"self  {v.stem}: {time.time() - t1:.0f} s, psnr {_fmt(r.metrics.get('psnr'))} "
-                 f"ssim {_fmt(r.metrics.get('ssim'))} seam {_fmt(r.metrics.get('seam'))} (total {time.time() - t0:.0f} s)")
-            reasons.update({f"selfdub_{k}": why for k, why in r.unavailable.items()})
-        except D4EError as exc:
-            reasons["selfdub"] = str(exc)
-            break  # the same dubber fails the same way on every clip
+
+    def write_summary(final: bool) -> dict:
+        summary = {
+            "sync_offset_error_frames": _mean(err0),
+            "selfdub_psnr": _mean(m.get("psnr") for m in self_rows.values()),
+            "selfdub_ssim": _mean(m.get("ssim") for m in self_rows.values()),
+            "selfdub_lpips": _mean(m.get("lpips") for m in self_rows.values()),
+            "seam": _mean([m.get("seam") for m in cross_rows.values()] + [m.get("seam") for m in self_rows.values()]),
+        }
+        if summary["selfdub_lpips"] is None and self_rows:
+            reasons.setdefault("selfdub_lpips", "LPIPS backbone weights not available (--weights DIR)")
+
+        md = ["# D4E evaluation summary", "",
+              "Lip-sync figures are from D4E's own sync model (assets/sync_model.d4e): "
+              "not comparable with published LSE-C/LSE-D.", "",
+              "## Sync model check (real clips, own audio: true offset 0; audio delayed 5 frames: +5)", "",
+              "| clip | offset | offset, audio +5 | LSE-D | LSE-C |", "|---|---|---|---|---|"]
+        for k, r in sync_rows.items():
+            md.append(f"| {k} | {r['offset']:+d} | {r['offset_delayed5']:+d} | {r['lse_d']:.3f} | {r['lse_c']:.3f} |")
+        md += ["", f"mean |offset error|: {np.mean(err0):.2f} frames (own audio), {np.mean(err5):.2f} frames (delayed 5)", ""]
+        cols = ["psnr", "ssim", "lpips", "lmd", "seam", "fid", "sync_offset_frames", "sync_lse_d", "sync_lse_c"]
+        for title, rows in (("(a) Self-reenactment on held-out frames", self_rows), ("(b) Cross-dubbing", cross_rows)):
+            md += [f"## {title}", "", "| run | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+            for k, m in rows.items():
+                md.append(f"| {k} | " + " | ".join(_fmt(m.get(c)) for c in cols) + " |")
+            if not rows:
+                md.append("| (not run) | " + " | ".join("n/a" for _ in cols) + " |")
+            md.append("")
+        md += ["## Summary", "", "```json", json.dumps(summary, indent=1), "```", "",
+               f"Per clip: the last {args.heldout_seconds:g} s dubbed and evaluated (both protocols); actor adapted on the "
+               f"{args.adapt_seconds:g} s before them for {args.adapt_steps} steps (0: zero-shot, the prior's mean texture); "
+               f"prior {args.prior}.", ""]
+        if reasons:
+            md += ["## Not computed", ""] + [f"- **{k}**: {v}" for k, v in reasons.items()] + [""]
+        md.append(f"Run time: {time.time() - t0:.0f} s")
+        atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(
+            {"summary": summary, "sync_check": sync_rows, "selfdub": self_rows, "crossdub": cross_rows, "not_computed": reasons},
+            indent=1))
+        if not final:
+            atomic_write_text(out / "summary.md", "\n".join(md + ["", f"(partial: {len(self_rows)} of {n_clips} clips done)"]) + "\n")
+        return summary
+
+    n_clips = len(videos[: args.max_clips])
     for i, v in enumerate(videos[: args.max_clips]):
-        if not speeches or "selfdub" in reasons:
-            break
-        s = speeches[i % len(speeches)]
-        try:
-            t1 = time.time()
-            r = cross_dub(v, s, dub_fn, work, args, cfg, args.weights, reports)
-            cross_rows[f"{v.stem} x {s.stem}"] = r.metrics
-            _log(f"cross {v.stem} x {s.stem}: {time.time() - t1:.0f} s, sync offset {_fmt(r.metrics.get('sync_offset_frames'))} "
-                 f"seam {_fmt(r.metrics.get('seam'))} (total {time.time() - t0:.0f} s)")
-        except D4EError as exc:
-            reasons["crossdub"] = str(exc)
-            break
+        if "selfdub" not in reasons:
+            try:
+                t1 = time.time()
+                r = self_reenactment(v, dub_fn, work, args, cfg, args.weights, reports)
+                self_rows[v.stem] = r.metrics
+                _log(f"self  {v.stem}: {time.time() - t1:.0f} s, psnr {_fmt(r.metrics.get('psnr'))} "
+                     f"ssim {_fmt(r.metrics.get('ssim'))} seam {_fmt(r.metrics.get('seam'))} (total {time.time() - t0:.0f} s)")
+                reasons.update({f"selfdub_{k}": why for k, why in r.unavailable.items()})
+            except D4EError as exc:
+                reasons["selfdub"] = str(exc)  # the same dubber fails the same way on every clip
+        if speeches and "selfdub" not in reasons and "crossdub" not in reasons:
+            s = speeches[i % len(speeches)]
+            try:
+                t1 = time.time()
+                r = cross_dub(v, s, dub_fn, work, args, cfg, args.weights, reports)
+                cross_rows[f"{v.stem} x {s.stem}"] = r.metrics
+                _log(f"cross {v.stem} x {s.stem}: {time.time() - t1:.0f} s, sync offset "
+                     f"{_fmt(r.metrics.get('sync_offset_frames'))} seam {_fmt(r.metrics.get('seam'))} (total {time.time() - t0:.0f} s)")
+            except D4EError as exc:
+                reasons["crossdub"] = str(exc)
+        write_summary(final=False)  # a table of the clips done so far, in case the run is stopped
     if "selfdub" in reasons and not cross_rows:
         reasons.setdefault("crossdub", reasons["selfdub"])
-
-    summary = {
-        "sync_offset_error_frames": _mean(err0),
-        "selfdub_psnr": _mean(m.get("psnr") for m in self_rows.values()),
-        "selfdub_ssim": _mean(m.get("ssim") for m in self_rows.values()),
-        "selfdub_lpips": _mean(m.get("lpips") for m in self_rows.values()),
-        "seam": _mean([m.get("seam") for m in cross_rows.values()] + [m.get("seam") for m in self_rows.values()]),
-    }
-    if summary["selfdub_lpips"] is None and self_rows:
-        reasons.setdefault("selfdub_lpips", "LPIPS backbone weights not available (--weights DIR)")
-
-    md = ["# D4E evaluation summary", "",
-          "Lip-sync figures are from D4E's own sync model (assets/sync_model.d4e): "
-          "not comparable with published LSE-C/LSE-D.", "",
-          "## Sync model check (real clips, own audio: true offset 0; audio delayed 5 frames: +5)", "",
-          "| clip | offset | offset, audio +5 | LSE-D | LSE-C |", "|---|---|---|---|---|"]
-    for k, r in sync_rows.items():
-        md.append(f"| {k} | {r['offset']:+d} | {r['offset_delayed5']:+d} | {r['lse_d']:.3f} | {r['lse_c']:.3f} |")
-    md += ["", f"mean |offset error|: {np.mean(err0):.2f} frames (own audio), {np.mean(err5):.2f} frames (delayed 5)", ""]
-    cols = ["psnr", "ssim", "lpips", "lmd", "seam", "fid", "sync_offset_frames", "sync_lse_d", "sync_lse_c"]
-    for title, rows in (("(a) Self-reenactment on held-out frames", self_rows), ("(b) Cross-dubbing", cross_rows)):
-        md += [f"## {title}", "", "| run | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-        for k, m in rows.items():
-            md.append(f"| {k} | " + " | ".join(_fmt(m.get(c)) for c in cols) + " |")
-        if not rows:
-            md.append("| (not run) | " + " | ".join("n/a" for _ in cols) + " |")
-        md.append("")
-    md += ["## Summary", "", "```json", json.dumps(summary, indent=1), "```", "",
-           f"Per clip: the last {args.heldout_seconds:g} s dubbed and evaluated (both protocols); actor adapted on the "
-           f"{args.adapt_seconds:g} s before them for {args.adapt_steps} steps (0: zero-shot, the prior's mean texture); "
-           f"prior {args.prior}.", ""]
-    if reasons:
-        md += ["## Not computed", ""] + [f"- **{k}**: {v}" for k, v in reasons.items()] + [""]
-    md.append(f"Run time: {time.time() - t0:.0f} s")
-    atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
-    atomic_write_text(out / "summary.json", json.dumps(
-        {"summary": summary, "sync_check": sync_rows, "selfdub": self_rows, "crossdub": cross_rows, "not_computed": reasons},
-        indent=1))
+    summary = write_summary(final=True)
     for k, v in reasons.items():
         print(f"{k}: null: {v}")
     return summary
@@ -295,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prior", default=str(REPO / "assets" / "prior.d4e"), help="renderer prior for the D4E dubber (default: the shipped assets/prior.d4e)")
     p.add_argument("--weights", default=None, help="LPIPS/FID backbone folder (or $D4E_WEIGHTS_DIR)")
     p.add_argument("--sync-model", default=None, help="sync model (default assets/sync_model.d4e)")
-    p.add_argument("--heldout-seconds", type=float, default=2.0, help="seconds at the end of each clip dubbed and evaluated")
+    p.add_argument("--heldout-seconds", type=float, default=2.0,
+                   help="seconds at the end of each clip dubbed and evaluated (at least 1.6: shorter clips hit a crop-path bug in d4e/data)")
     p.add_argument("--adapt-seconds", type=float, default=4.0, help="seconds before the held-out part the actor is adapted on")
     p.add_argument("--adapt-steps", type=int, default=0, help="adaptation steps per actor (0: zero-shot, the prior's mean texture)")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate at most N frames per dub")

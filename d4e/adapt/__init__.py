@@ -1,7 +1,8 @@
 """d4e.adapt: a new actor from seconds of footage (``d4e adapt``).
 
 The renderer prior (``d4e train-prior``) is fine-tuned on a few seconds of the new
-actor: a new neural texture (initialised from the mean of the prior's textures) plus,
+actor: a new neural texture (RGB channels unprojected from the actor's own frames, the other
+channels from the mean of the prior's textures; ``texture.init``) plus,
 per ``configs/adapt.yaml`` ``mode``, nothing else (``texture``), the whole renderer with
 batches mixing the prior's own actors (``renderer``), or a small per-actor residual on the
 renderer (``residual``). Early stopping on the actor's held-out frames. The result is one

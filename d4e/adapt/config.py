@@ -34,10 +34,20 @@ class FootageConfig:
     several_faces_fraction: float = 0.25
 
 
+#: how the new actor's neural texture starts
+TEXTURE_INITS = ("data", "prior_mean", "random")
+
+
 @dataclass
 class TextureInitConfig:
+    #: "data": RGB channels (0..2) = the actor's mean colour per texel, unprojected from its training frames
+    #: (as ``d4e train-prior`` with ``texture.init_from_data``), other channels = mean of the prior's textures;
     #: "prior_mean": mean of the prior's actor textures; "random": a fresh random texture
-    init: str = "prior_mean"
+    init: str = "data"
+    #: training frames (evenly spaced) unprojected for ``init: data``
+    init_frames: int = 16
+    #: side (texels) of the unprojected RGB image for ``init: data``
+    init_resolution: int = 64
 
 
 @dataclass
@@ -73,6 +83,9 @@ class AdaptTrainConfig:
     patience: int = 6
     #: held-out PSNR gain (dB) that counts as an improvement
     min_delta: float = 0.02
+    #: first steps that tune the texture only (renderer / residual frozen), so a fresh texture settles
+    #: before the prior's renderer moves
+    texture_warmup: int = 0
 
 
 @dataclass
@@ -102,8 +115,12 @@ class AdaptConfig:
         f = self.footage
         if self.mode not in MODES:
             raise InputError(f"adapt config: mode must be one of {MODES}, got {self.mode!r}")
-        if self.texture.init not in ("prior_mean", "random"):
-            raise InputError(f"adapt config: texture.init must be prior_mean or random, got {self.texture.init!r}")
+        if self.texture.init not in TEXTURE_INITS:
+            raise InputError(f"adapt config: texture.init must be one of {TEXTURE_INITS}, got {self.texture.init!r}")
+        if self.texture.init_frames < 1 or self.texture.init_resolution < 2:
+            raise InputError("adapt config: texture.init_frames must be >= 1 and texture.init_resolution >= 2")
+        if self.train.texture_warmup < 0:
+            raise InputError(f"adapt config: train.texture_warmup must be >= 0, got {self.train.texture_warmup}")
         if not f.seconds > 0:
             raise InputError(f"adapt config: footage.seconds must be > 0, got {f.seconds}")
         if not 0 < f.holdout_fraction < 1:

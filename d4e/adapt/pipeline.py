@@ -14,7 +14,8 @@ import torch
 from d4e.adapt.config import AdaptConfig, load_adapt_config
 from d4e.adapt.footage import Footage, split_footage
 from d4e.adapt.model import ActorModel, renderer_fingerprint
-from d4e.adapt.train import FinetuneResult, FrameSet, evaluate, finetune, fit_frames, load_frames, make_actor_model
+from d4e.adapt.train import (FinetuneResult, FrameSet, evaluate, finetune, fit_frames, init_actor_texture, load_frames,
+                             make_actor_model)
 from d4e.core.paths import default_cache_dir  # noqa: F401  (re-exported)
 from d4e.errors import CheckpointError
 
@@ -234,6 +235,7 @@ def adapt_actor(
     log.info("adapt: %s: %d training frames (%.2f s of footage), %d held-out frames, mode %s, %s",
              name, len(train), footage.seconds_used, len(val), cfg.mode, dev)
     geometry = make_geometry(dilation)
+    init_actor_texture(model, idx, train, geometry, cfg)
     res = finetune(model, idx, train, val, cfg, geometry, mix=mix, steps=steps, minutes=minutes, device=dev,
                    progress=progress, desc=f"adapt {name}")
     final = evaluate(model, val, geometry, cfg.train.batch_size, dev, keep=cfg.preview_frames if preview else 0)

@@ -209,6 +209,7 @@ def finetune(
     device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "adapt",
+    val_steps: set[int] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` for the actor at ``actor_index`` (see module docs); validates at step 0 too.
 
@@ -225,6 +226,10 @@ def finetune(
         lr: learning rates per group (``texture``, ``renderer``, ``residual``; default ``cfg.optim``).
         device: training device.
         progress: tqdm bar (shows the held-out PSNR).
+        val_steps: extra steps to validate at besides every ``cfg.train.val_every`` (e.g. a dense early
+            schedule that measures when a PSNR is reached; they count towards ``patience`` too).
+
+    The first ``cfg.train.texture_warmup`` steps tune the texture only (other groups frozen).
     """
     from tqdm import tqdm
 
@@ -244,6 +249,9 @@ def finetune(
     n_own = tc.batch_size - n_mix
     gen = torch.Generator().manual_seed(tc.seed)
     params = [p for ps in groups.values() for p in ps]
+    frozen = [p for k, ps in groups.items() if k != "texture" for p in ps]
+    warmup = int(tc.texture_warmup)
+    extra = set(int(v) for v in (val_steps or ()))
     res = FinetuneResult()
     best_state = None
     bad = 0
@@ -267,6 +275,9 @@ def finetune(
         validate(0)
         step = 0
         while step < total:
+            if step < warmup or step == warmup:  # texture-only warm-up: the other groups get no gradient
+                for p in frozen:
+                    p.requires_grad_(step >= warmup)
             t0 = time.monotonic()
             ia = torch.randint(len(train), (n_own,), generator=gen)
             b = train.batch(ia)
@@ -283,7 +294,7 @@ def finetune(
             res.train_seconds += time.monotonic() - t0
             bar.update(1)
             stop = time.monotonic() >= deadline
-            if step % tc.val_every == 0 or step == total or stop:
+            if step % tc.val_every == 0 or step in extra or step == total or stop:
                 if validate(step):
                     res.stopped_early = True
                     break
@@ -317,8 +328,58 @@ def write_preview(path: str | Path, rows: list[torch.Tensor]) -> Path:
     return path
 
 
+@torch.no_grad()
+def unproject_colour(frames: FrameSet, geometry: nn.Module, n_frames: int = 16, resolution: int = 64,
+                     device: str | torch.device = "cpu") -> torch.Tensor:
+    """Mean colour per texel of ``n_frames`` evenly spaced frames, unprojected through their rasterized UVs.
+
+    The same unprojection as ``d4e train-prior`` with ``texture.init_from_data``
+    (:func:`d4e.train.prior.init_textures_from_data`): every covered face pixel adds its colour to
+    the texel its UV falls in; texels no pixel reaches get the mean face colour.
+
+    Args:
+        frames: the actor's frames (crops ``(N, 3, R, R)``, posed meshes).
+        geometry: :class:`~d4e.render.geometry.MeshRasterizer`.
+        n_frames: frames used (evenly spaced over ``frames``).
+        resolution: side ``T`` of the UV image.
+
+    Returns:
+        ``float32 (3, T, T)`` RGB in [0, 1] (texel row 0 at v = 0).
+    """
+    check(len(frames) > 0, "no frames to unproject")
+    T = int(resolution)
+    idx = np.linspace(0, len(frames) - 1, min(int(n_frames), len(frames))).round().astype(int)
+    acc = torch.zeros(3, T * T, device=device)
+    cnt = torch.zeros(T * T, device=device)
+    geometry = geometry.to(device)
+    for s in range(0, len(idx), 8):
+        b = prepare(frames.batch(idx[s:s + 8].tolist()), geometry, device)
+        m = b["face_mask"][:, 0] > 0.5
+        t = (b["uv"][m] * T).long().clamp(0, T - 1)
+        flat = t[:, 1] * T + t[:, 0]
+        acc.index_add_(1, flat, b["crop"].permute(1, 0, 2, 3)[:, m])
+        cnt.index_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
+    check(float(cnt.sum()) > 0, "the face mesh covers no pixel of the frames")
+    mean_colour = acc.sum(1) / cnt.sum()
+    return torch.where(cnt > 0, acc / cnt.clamp_min(1), mean_colour[:, None]).reshape(3, T, T).cpu()
+
+
+def init_actor_texture(model: ActorModel, actor_index: int, frames: FrameSet, geometry: nn.Module,
+                       cfg: AdaptConfig, device: str | torch.device = "cpu") -> None:
+    """For ``cfg.texture.init == "data"``: set the RGB channels of the actor's texture from its own frames
+    (:func:`unproject_colour`); the other channels keep what :func:`make_actor_model` gave them (the prior's
+    mean texture). A no-op for the other inits."""
+    if cfg.texture.init != "data":
+        return
+    rgb = unproject_colour(frames, geometry, cfg.texture.init_frames, cfg.texture.init_resolution, device)
+    model.textures.textures[actor_index].init_rgb(rgb)
+
+
 def make_actor_model(prior_model: nn.Module, name: str, cfg: AdaptConfig) -> tuple[ActorModel, int]:
     """Add a texture for ``name`` to the prior's bank (initialised per ``cfg.texture.init``) and wrap the model.
+
+    ``init: data`` starts here from the prior's mean texture; :func:`init_actor_texture` then sets its RGB
+    channels from the actor's frames.
 
     Returns:
         ``(model, actor_index)``; with ``cfg.mode == "residual"`` the model carries a fresh
@@ -329,7 +390,7 @@ def make_actor_model(prior_model: nn.Module, name: str, cfg: AdaptConfig) -> tup
     bank = prior_model.textures
     sources = list(bank.textures)
     idx = bank.add_actor(name)
-    if cfg.texture.init == "prior_mean" and sources:
+    if cfg.texture.init in ("prior_mean", "data") and sources:
         mean_texture_(bank.textures[idx], sources)
     residual = None
     if cfg.mode == "residual":

@@ -5,8 +5,9 @@ from __future__ import annotations
 NAME = "adapt"
 HELP = "adapt the renderer prior to a new actor from a few seconds of video (writes a small actor file)"
 DESCRIPTION = (
-    "Preprocess the actor's video(s) (cache reused), fit the face identity, start a new neural texture from the "
-    "mean of the prior's textures and fine-tune it (and, per configs/adapt.yaml mode, the renderer or a small "
+    "Preprocess the actor's video(s) (cache reused), fit the face identity, start a new neural texture (RGB channels "
+    "from the actor's own unprojected colours, the other channels from the mean of the prior's textures; "
+    "configs/adapt.yaml texture.init) and fine-tune it (and, per configs/adapt.yaml mode, the renderer or a small "
     "per-actor residual) on the first --seconds of footage, mixing frames of the prior's own actors into each "
     "batch. Early stopping on the video's held-out last 20%; a preview PNG of held-out frames is written beside "
     "the actor file. Videos with several faces need --face-index."

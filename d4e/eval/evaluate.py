@@ -255,20 +255,28 @@ def evaluate_video(
                     seam_den += float(g[:, 1].sum())
             buf_r.clear(), buf_f.clear(), buf_i.clear(), buf_mask.clear()
 
+        # the same file as result and reference (e.g. the original video scored with a new audio track):
+        # decoded and tracked once
+        same = result.resolve() == reference.resolve()
+        pairs = ((f, f) for f in rf) if same else zip(rf, rr)
         with FaceMeshTracker() as tr_r, FaceMeshTracker() as tr_f:
             bar = tqdm(total=n, desc="evaluating", disable=not progress, unit="frame")
-            for i, (fr, ff) in enumerate(zip(rf, rr)):
+            for i, (fr, ff) in enumerate(pairs):
                 if i >= n:
                     break
                 if ff.shape[:2] != (H, W):
                     ff = cv2.resize(ff, (W, H), interpolation=cv2.INTER_AREA)
-                lr_, lf_ = tr_r(fr), tr_f(ff)
+                lr_ = tr_r(fr)
+                lf_ = lr_ if same else tr_f(ff)
                 lm_r.append(lr_)
                 lm_f.append(lf_)
                 if mcfg is not None:
                     z = np.zeros((mcfg.crop_h, mcfg.crop_w), np.uint8)
                     mouths_r.append(cut_mouths(fr, mouth_affines(lr_[None], mcfg)[0], mcfg) if lr_ is not None else z)
-                    mouths_f.append(cut_mouths(ff, mouth_affines(lf_[None], mcfg)[0], mcfg) if lf_ is not None else z)
+                    if same:
+                        mouths_f.append(mouths_r[-1])
+                    else:
+                        mouths_f.append(cut_mouths(ff, mouth_affines(lf_[None], mcfg)[0], mcfg) if lf_ is not None else z)
                 buf_r.append(fr)
                 buf_f.append(ff)
                 buf_i.append(i)

@@ -63,9 +63,13 @@ def _gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
         return x
     r = int(np.ceil(3 * sigma))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    ones = np.ones(len(x))
-    norm = np.convolve(ones, k, mode="same")
-    return np.stack([np.convolve(x[:, j], k, mode="same") / norm for j in range(x.shape[1])], 1)
+    n = len(x)
+
+    def same(v: np.ndarray) -> np.ndarray:  # centred 'same' part of the full convolution, also when n < len(k)
+        return np.convolve(v, k)[r : r + n]
+
+    norm = same(np.ones(n))
+    return np.stack([same(x[:, j]) / norm for j in range(x.shape[1])], 1)
 
 
 def crop_path(landmarks: np.ndarray, valid: np.ndarray, fps: float, frame_size: tuple[int, int],

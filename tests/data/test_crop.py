@@ -55,3 +55,16 @@ def test_crop_stable_and_paste_back(shared_data):
     region = paste_back(np.zeros_like(frames[10]), np.full_like(crop, 255), A[10], inner)[..., 0] > 250
     err = np.abs(back.astype(float) - frames[10])[region].mean()
     assert region.sum() > 20000 and err < 4.0  # crop -> frame round trip through the stored transform
+
+
+def test_crop_path_short_clip_keeps_one_row_per_frame():
+    """Clips shorter than the smoothing kernel (here 10 frames vs a 39-tap kernel at 25 fps) get
+    exactly one crop per frame, and a still face gives a still crop."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(200, 300, size=(1, 478, 3))
+    for n in (1, 2, 10, 38, 39, 40):
+        lm = np.repeat(base, n, axis=0)
+        path = crop_path(lm, np.ones(n, bool), 25.0, (512, 512))
+        assert path.shape == (n, 4)
+        assert np.allclose(path, path[:1], atol=1e-9)
+        assert crop_affines(path, 256).shape == (n, 2, 3)

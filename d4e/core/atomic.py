@@ -36,6 +36,13 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def normal_permissions(path: str | os.PathLike) -> None:
+    """Give a ``mkstemp`` file (mode 0600) the permissions a plain ``open()`` would (0666 & ~umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path beside ``target``; rename it to ``target`` on success.
@@ -51,6 +58,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None):
             dir=target.parent, prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".tmp" + target.suffix
         )
         os.close(fd)
+        normal_permissions(tmp)
     except OSError as exc:
         raise OutputError(_explain(exc, target)) from None
     tmp = Path(tmp)

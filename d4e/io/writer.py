@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from d4e.core.atomic import _explain
+from d4e.core.atomic import _explain, normal_permissions
 from d4e.core.check import check
 from d4e.errors import InputError, OutputError
 
@@ -61,9 +61,7 @@ class AtomicMediaOutput:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".mp4")
             os.close(fd)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # not mkstemp's 0600
+            normal_permissions(tmp)
         except OSError as exc:
             raise OutputError(_explain(exc, path)) from None
         self._tmp = Path(tmp)

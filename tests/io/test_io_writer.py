@@ -67,3 +67,21 @@ def test_atomic_no_partial_file(tmp_path):
             w.write(numbered_frames(1)[0])
             w.write(np.zeros((10, 10, 3), np.uint8))  # wrong size
     assert out.stat().st_size == size and sorted(p.name for p in tmp_path.iterdir()) == ["x.mp4"]
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    """Files written through a temporary file get 0666 & ~umask, not mkstemp's private 0600."""
+    import os
+    import stat
+
+    from d4e.core.atomic import atomic_write_bytes
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        with VideoWriter(tmp_path / "v.mp4", fps=25) as w:
+            w.write(np.zeros((16, 16, 3), np.uint8))
+    finally:
+        os.umask(umask)
+    for name in ("a.bin", "v.mp4"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644

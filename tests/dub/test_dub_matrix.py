@@ -10,12 +10,18 @@ and post-processing off: all 17 clips with the 5 s speech, the 8 s speech on thr
 """
 
 import dataclasses
+import os
+from pathlib import Path
 
 import pytest
 
 from dub_helpers import InvertMouthGenerator
 
-from conftest import CLIPS, SPEECH
+# the shared data folder as tests/conftest.py finds it (not imported from there: with the whole suite
+# collected, the module name ``conftest`` may be another folder's conftest)
+_DATA = Path(os.environ.get("D4E_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+CLIPS = sorted(p.name for p in _DATA.glob("*.mp4"))
+SPEECH = sorted(p.name for p in _DATA.glob("speech_*.wav"))
 
 SHORT, MID, LONG = "speech_vretalking_audio1.wav", "speech_hdtf_RD_Radio31_000.wav", "speech_musetalk_eng.wav"
 PAIRS = ([(c, SHORT) for c in CLIPS]

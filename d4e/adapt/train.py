@@ -346,22 +346,20 @@ def unproject_colour(frames: FrameSet, geometry: nn.Module, n_frames: int = 16, 
     Returns:
         ``float32 (3, T, T)`` RGB in [0, 1] (texel row 0 at v = 0).
     """
+    from d4e.render.neural_texture import unproject_colours
+
     check(len(frames) > 0, "no frames to unproject")
-    T = int(resolution)
     idx = np.linspace(0, len(frames) - 1, min(int(n_frames), len(frames))).round().astype(int)
-    acc = torch.zeros(3, T * T, device=device)
-    cnt = torch.zeros(T * T, device=device)
     geometry = geometry.to(device)
-    for s in range(0, len(idx), 8):
-        b = prepare(frames.batch(idx[s:s + 8].tolist()), geometry, device)
-        m = b["face_mask"][:, 0] > 0.5
-        t = (b["uv"][m] * T).long().clamp(0, T - 1)
-        flat = t[:, 1] * T + t[:, 0]
-        acc.index_add_(1, flat, b["crop"].permute(1, 0, 2, 3)[:, m])
-        cnt.index_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
-    check(float(cnt.sum()) > 0, "the face mesh covers no pixel of the frames")
-    mean_colour = acc.sum(1) / cnt.sum()
-    return torch.where(cnt > 0, acc / cnt.clamp_min(1), mean_colour[:, None]).reshape(3, T, T).cpu()
+
+    def views():
+        for s in range(0, len(idx), 8):
+            b = prepare(frames.batch(idx[s:s + 8].tolist()), geometry, device)
+            yield b["crop"], b["uv"], b["face_mask"]
+
+    rgb = unproject_colours(views(), resolution)
+    check(rgb is not None, "the face mesh covers no pixel of the frames")
+    return rgb
 
 
 def init_actor_texture(model: ActorModel, actor_index: int, frames: FrameSet, geometry: nn.Module,

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -145,3 +146,37 @@ class NeuralTextureBank(nn.Module):
             sel = (actor == a).nonzero(as_tuple=True)[0]
             out = out.index_copy(0, sel, self.textures[a](uv[sel]).float())
         return out
+
+
+@torch.no_grad()
+def unproject_colours(views: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                      resolution: int) -> torch.Tensor | None:
+    """Mean colour per texel of rendered views, unprojected through their rasterized UVs.
+
+    Every covered pixel adds its colour to the texel its UV falls in; texels no pixel reaches get
+    the mean colour of all covered pixels. Used to start a neural texture's RGB channels
+    (:meth:`NeuralTexture.init_rgb`) at an aligned "mean face".
+
+    Args:
+        views: batches of ``(crop (B, 3, H, W) in [0, 1], uv (B, H, W, 2), mask (B, 1, H, W))``;
+            pixels with ``mask > 0.5`` count.
+        resolution: side ``T`` of the UV image.
+
+    Returns:
+        ``float32 (3, T, T)`` on the CPU (texel row 0 at v = 0), or None when no pixel is covered.
+    """
+    T = int(resolution)
+    acc = cnt = None
+    for crop, uv, mask in views:
+        if acc is None:
+            acc = torch.zeros(3, T * T, device=crop.device)
+            cnt = torch.zeros(T * T, device=crop.device)
+        m = mask[:, 0] > 0.5
+        t = (uv[m] * T).long().clamp(0, T - 1)
+        flat = t[:, 1] * T + t[:, 0]
+        acc.index_add_(1, flat, crop.permute(1, 0, 2, 3)[:, m].to(acc.dtype))
+        cnt.index_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
+    if acc is None or float(cnt.sum()) == 0:
+        return None
+    mean_colour = acc.sum(1) / cnt.sum()
+    return torch.where(cnt > 0, acc / cnt.clamp_min(1), mean_colour[:, None]).reshape(3, T, T).cpu()

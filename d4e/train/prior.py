@@ -96,31 +96,26 @@ def init_textures_from_data(model: PriorModel, dataset: ActorFrames, geometry, f
 
     This starts the texture at an aligned "mean face" (the DNR RGB channels), which speeds up training a lot.
     """
+    from d4e.render.neural_texture import unproject_colours
     from d4e.train.data import collate
 
     items = np.array([c for c, _ in dataset.items])
-    R = uv_resolution
     for ci in range(len(dataset.clips)):
         idx = np.nonzero(items == ci)[0]
         if len(idx) == 0:
             continue
         idx = idx[np.linspace(0, len(idx) - 1, min(frames_per_actor, len(idx))).round().astype(int)]
-        acc = torch.zeros(3, R * R, device=device)
-        cnt = torch.zeros(R * R, device=device)
-        for s in range(0, len(idx), 8):
-            batch = collate([dataset[int(i)] for i in idx[s:s + 8]])
-            crop = batch["crop"].to(device)
-            g = geometry.to(device)(batch["verts"].to(device), tuple(crop.shape[-2:]))
-            m = g["face_mask"][:, 0] > 0.5
-            t = (g["uv"][m] * R).long().clamp(0, R - 1)
-            flat = t[:, 1] * R + t[:, 0]
-            acc.index_add_(1, flat, crop.permute(1, 0, 2, 3)[:, m])
-            cnt.index_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
-        if cnt.sum() == 0:
-            continue
-        mean_colour = acc.sum(1) / cnt.sum()
-        img = torch.where(cnt > 0, acc / cnt.clamp_min(1), mean_colour[:, None]).reshape(3, R, R)
-        model.textures.textures[dataset.actor_index[ci]].init_rgb(img.cpu())
+
+        def views(idx=idx):
+            for s in range(0, len(idx), 8):
+                batch = collate([dataset[int(i)] for i in idx[s:s + 8]])
+                crop = batch["crop"].to(device)
+                g = geometry.to(device)(batch["verts"].to(device), tuple(crop.shape[-2:]))
+                yield crop, g["uv"], g["face_mask"]
+
+        img = unproject_colours(views(), uv_resolution)
+        if img is not None:
+            model.textures.textures[dataset.actor_index[ci]].init_rgb(img)
 
 
 def make_geometry(cfg: PriorConfig):

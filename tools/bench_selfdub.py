@@ -6,7 +6,7 @@ steps); the clip's held-out tail (the last 20 %, never trained on) is rendered t
 dub frame loop with border post-processing and paste-back: with the mouth predicted from the
 clip's own audio (``selfdub``) and with the tracked mouth (``recon``, the baseline, same process).
 Both are measured against the original frames in the generated region's bounding box in the face
-crop (``box``) and over the full frame (``full``); see ``d4e/dub/selfdub.py`` for the exact protocol.
+crop (``box``) and over the full frame (``full``); see ``d4e/eval/selfdub.py`` for the exact protocol.
 Goal: ``recon - selfdub`` <= 1 dB PSNR and <= 0.02 SSIM. Ends with one JSON line.
 
 Example:
@@ -41,7 +41,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from d4e.dub.selfdub import self_dub
+    from d4e.eval.selfdub import self_dub
 
     clip = Path(args.clip) if args.clip else next((REPO / ".test-cache" / "corpus").glob("mimictalk_May-*"))
     with tempfile.TemporaryDirectory(prefix="bench_selfdub_") as tmp:

@@ -17,6 +17,6 @@ Stages, each with a narrow interface (importing this package imports nothing hea
 * :mod:`d4e.dub.run` -- ``dub(video, audio, out, prior=..., ...) -> DubReport``: the whole job.
 * :mod:`d4e.dub.checks` -- ``check_dub_output(video, audio, out, recorder, crop_affine, fps) -> OutputCheck``
   (frame count, audio stream, size, fps, pixels outside the generated region) with ``RegionRecorder``.
-* :mod:`d4e.dub.selfdub` -- ``self_dub(clip_dir, prior, ...) -> SelfDubResult``: a clip dubbed with its own
-  audio vs the renderer's reconstruction from tracked expressions, on held-out frames.
+* The self-dub check (a clip dubbed with its own audio vs the renderer's reconstruction) is an
+  evaluation protocol: :mod:`d4e.eval.selfdub` (it scores with ``d4e.eval.metrics``).
 """

@@ -1,4 +1,4 @@
-"""Self-dub check (``d4e/dub/selfdub.py``): a clip dubbed with its own audio, the actor adapted on a
+"""Self-dub check (``d4e/eval/selfdub.py``): a clip dubbed with its own audio, the actor adapted on a
 disjoint part of it, is within 1 dB PSNR / 0.02 SSIM of the renderer's reconstruction of the same
 held-out frames from the tracked expressions -- in the generated region's box and over the full frame.
 
@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_self_dub_within_bounds_of_reconstruction(corpus_cache, tmp_path):
-    from d4e.dub.selfdub import self_dub
+    from d4e.eval.selfdub import self_dub
 
     clip = next(corpus_cache.glob("mimictalk_May-*"))
     res = self_dub(clip, REPO / "assets" / "prior.d4e", adapt_seconds=4.0, adapt_steps=1, max_frames=16,

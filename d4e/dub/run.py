@@ -251,7 +251,7 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
     elif cfg.adapt_steps == 0:
         model, index = zero_shot_actor(model, clip_id)
     else:
-        model, index = _adapt_actor(model, prior, ctx, cache, progress)
+        model, index = adapt_actor(model, prior, ctx, cache, progress)
     setup = RenderSetup(model=model, actor_index=index, image_size=image_size, region_dilation=dilation)
     amodel = AudioModel.load(audio_model_path)
     if style is None and cached.meta.get("has_audio", False) and ctx.clip.valid.sum() >= 2:
@@ -278,8 +278,24 @@ def _load_actor(model, actor):
     return model, index, actor_style(read_actor(actor)[0])
 
 
-def _adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool):
-    """Adapt the prior to the video's actor on its first seconds (cached for the next run)."""
+def adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool = True):
+    """Adapt the prior to the video's actor on its first seconds (cached for the next run).
+
+    What ``d4e dub`` does without ``--actor`` when the video is not one of the prior's actors:
+    ``d4e.adapt.pipeline.adapt_for_dub`` on the first ``ctx.config.adapt_seconds`` seconds of
+    ``ctx.clip_dir``, ``ctx.config.adapt_steps`` steps (None: ``configs/adapt.yaml``). The adapted
+    actor is cached under ``cache/actors`` (per step budget) and reused by the next run.
+
+    Args:
+        model: the loaded prior (:class:`d4e.render.prior.PriorModel`).
+        prior: the prior checkpoint's path (provenance of the cached actor).
+        ctx: the run's :class:`DubContext` (clip folder, config).
+        cache: the dub cache folder (:func:`default_cache_dir` by default in :func:`dub`).
+        progress: progress bars on stderr.
+
+    Returns:
+        ``(model, actor index)``: the prior with the adapted actor's texture added.
+    """
     try:
         from d4e.adapt.pipeline import adapt_for_dub
     except ImportError:
@@ -313,4 +329,4 @@ def zero_shot_actor(model, name: str):
     return actor_model.eval(), index
 
 
-__all__ = ["dub", "DubContext", "check_paths", "default_cache_dir", "FrameSelection"]
+__all__ = ["dub", "adapt_actor", "zero_shot_actor", "DubContext", "check_paths", "default_cache_dir", "FrameSelection"]

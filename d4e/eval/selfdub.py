@@ -177,7 +177,7 @@ def self_dub(
     from d4e.dub.config import load_dub_config
     from d4e.dub.neural import NeuralGenerator, RenderSetup, predict_mouth, selection_from_fit
     from d4e.dub.pipeline import ClipData, dub_frames
-    from d4e.dub.run import _adapt_actor, zero_shot_actor
+    from d4e.dub.run import adapt_actor as _adapt_actor, zero_shot_actor
     from d4e.dub.timeline import Timeline
     from d4e.face.config import load_face_config
     from d4e.face.fit import fit_clip, landmark_error, split_expression

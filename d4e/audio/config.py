@@ -18,6 +18,12 @@ class NetConfig:
     #: dilations of the residual blocks (kernel 3, 50 Hz); receptive field +-(3 + 2*sum(dilations)) mel rows
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 1, 2, 4])
     dropout: float = 0.15
+    #: per-utterance normalisation: shift each file's speech log-mel mean onto the corpus mean (d4e.audio.norm)
+    utt_norm: bool = False
+    #: rows within this many log units (1 = 4.3 dB) of the file's loud level count as speech
+    utt_norm_range: float = 5.0
+    #: largest per-bin shift (log units)
+    utt_norm_max_shift: float = 3.0
 
 
 @dataclass
@@ -38,6 +44,9 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     holdout: float = 0.2
+    #: frames just before the held-out part of every clip (this fraction of it) left out of training: the
+    #: validation slice on which settings are chosen (the held-out part stays untouched for the bench)
+    val_fraction: float = 0.1
     velocity_weight: float = 0.5
     #: extra loss on the mouth opening (inner-lip distance), in units of its corpus std
     opening_weight: float = 1.0
@@ -53,6 +62,12 @@ class TrainConfig:
     noise_prob: float = 0.0
     noise_snr_db: list[float] = field(default_factory=lambda: [10.0, 40.0])
     freq_mask: int = 8
+    #: speed perturbation: with probability ``speed_prob`` a window comes from the clip resampled to one of
+    #: ``speeds`` (x faster; pitch moves with it), targets time-warped to match
+    speed_prob: float = 0.0
+    #: Gaussian smoothing of the training targets over time (sigma, seconds; 0: off)
+    target_smooth_s: float = 0.0
+    speeds: list[float] = field(default_factory=lambda: [0.9, 1.1])
     #: SpecAugment-style time masking: at most this many masks of up to ``time_mask_s`` seconds per window
     time_masks: int = 0
     time_mask_s: float = 0.1

@@ -24,6 +24,8 @@ class Clip:
         landmarks: ``float32 (N, 478, 3)`` full-frame pixel landmarks.
         valid: ``bool (N,)`` face tracked.
         split: index of the first held-out frame (last ``holdout`` fraction).
+        val_start: index of the first validation frame: frames ``[val_start, split)`` are left out of
+            training and score settings (``val_start == split``: no validation slice).
     """
 
     clip_id: str
@@ -32,6 +34,11 @@ class Clip:
     landmarks: np.ndarray
     valid: np.ndarray
     split: int
+    val_start: int = -1
+
+    def __post_init__(self):
+        if self.val_start < 0:
+            self.val_start = self.split
 
     @property
     def n_frames(self) -> int:
@@ -76,8 +83,12 @@ def clip_dirs(roots: list[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def load_clip(d: str | os.PathLike, holdout: float = 0.2) -> Clip:
-    """Load audio, landmarks and validity of one cache clip folder."""
+def load_clip(d: str | os.PathLike, holdout: float = 0.2, val_fraction: float = 0.0) -> Clip:
+    """Load audio, landmarks and validity of one cache clip folder.
+
+    The last ``holdout`` of the frames is held out (test); the ``val_fraction`` of the
+    frames just before it is the validation slice (left out of training too).
+    """
     d = Path(d)
     try:
         meta = json.loads((d / "meta.json").read_text())
@@ -89,9 +100,11 @@ def load_clip(d: str | os.PathLike, holdout: float = 0.2) -> Clip:
     if len(lmk) != len(valid):
         raise InputError(f"{d}: landmarks and valid disagree in length")
     n = len(valid)
+    split = int(np.floor(n * (1.0 - holdout)))
+    val_start = max(0, split - int(np.floor(n * val_fraction)))
     return Clip(clip_id=d.name, audio=np.asarray(audio, np.float32), fps=float(meta["fps"]),
                 landmarks=np.asarray(lmk, np.float32), valid=np.asarray(valid, bool),
-                split=int(np.floor(n * (1.0 - holdout))))
+                split=split, val_start=val_start)
 
 
 def clip_targets(clip: Clip, space: MouthSpace, rest_quantile: float = 0.15) -> ClipTargets:

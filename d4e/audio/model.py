@@ -73,13 +73,30 @@ class AudioModel:
         if use_gate and cfg.gate_db is not None:
             gate = dict(gate_db=cfg.gate_db, gate_hold=int(round(cfg.gate_hold_s * ROW_RATE)),
                         gate_ramp=int(round(cfg.gate_ramp_s * ROW_RATE)))
-        it = iter_rows(self.net, counted(), chunk_rows, **gate)
+        it = iter_rows(self.net, counted(), chunk_rows, mel_shift=self.mel_shift(audio), **gate)
         if progress:
             from tqdm import tqdm
 
             it = tqdm(it, desc="audio->expression", unit="chunk", leave=False)
         rows = list(it)
         return (np.concatenate(rows) if rows else np.zeros((0, self.n_coeffs), np.float32)), count[0]
+
+    def mel_shift(self, audio: str | os.PathLike | np.ndarray) -> np.ndarray | None:
+        """The per-utterance log-mel shift ``(n_mels,)`` of ``audio`` (None when the model does not use one).
+
+        For a file this is one extra streaming decode pass (memory flat in the length).
+        """
+        nc = self.config.net
+        if not nc.utt_norm:
+            return None
+        from d4e.audio.norm import stats_of_blocks, utterance_shift
+
+        bs = self.config.infer.block_samples
+        blocks = iter_array_blocks(audio, bs) if isinstance(audio, np.ndarray) else \
+            iter_audio_blocks(audio, SAMPLE_RATE, bs)
+        first = self.net.members[0] if isinstance(self.net, EnsembleNet) else self.net
+        stats = stats_of_blocks(blocks, self.net.n_mels, nc.utt_norm_range)
+        return utterance_shift(stats, first.mel_mean.cpu().numpy(), nc.utt_norm_max_shift)
 
     def predict(self, audio: str | os.PathLike | np.ndarray, fps: float, n_frames: int | None = None,
                 offset_s: float = 0.0, chunk_s: float | None = None, progress: bool = False,

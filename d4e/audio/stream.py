@@ -22,6 +22,7 @@ import torch
 from d4e.core.check import check
 from d4e.errors import InputError
 from d4e.audio.net import SILENCE_LOGMEL
+from d4e.audio.norm import apply_shift
 from d4e.io.audio import MelConfig, SAMPLE_RATE, log_mel
 
 #: output rows per second of the network (mel at 100 Hz, one stride-2 layer)
@@ -113,7 +114,7 @@ def _gate(levels: np.ndarray, threshold_db: float, hold: int, ramp: int) -> np.n
 
 @torch.inference_mode()
 def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db: float | None = None,
-              gate_hold: int = 8, gate_ramp: int = 3) -> Iterator[np.ndarray]:
+              gate_hold: int = 8, gate_ramp: int = 3, mel_shift: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """Run ``net`` over an audio stream, yielding its 50 Hz output rows chunk by chunk.
 
     Output row ``j`` is centred at ``j / 50`` s. Over the whole stream the rows are
@@ -134,6 +135,7 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db
         gate_db: voice-gate threshold in dBFS (None: no gate).
         gate_hold: rows of quiet needed each side of a row for the gate to close.
         gate_ramp: half-width of the gate's ramp in rows.
+        mel_shift: ``(n_mels,)`` per-utterance log-mel shift (:func:`d4e.audio.norm.apply_shift`), or None.
 
     Yields:
         ``float32 (C, K)`` arrays, in order.
@@ -186,6 +188,8 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db
         seg = buf[s0 - buf0 : s_end - buf0]
         first = Rm - R + 2  # segment row of global mel row 2*j0 - R
         mel = log_mel(seg)[first : first + 2 * (C - 1) + 2 * R + 1]
+        if mel_shift is not None:
+            mel = apply_shift(mel, mel_shift)
         out = net.forward_valid(torch.from_numpy(np.ascontiguousarray(mel))[None].to(device))[0]
         out = out.float().cpu().numpy()
         if gate_db is not None:

@@ -16,6 +16,7 @@ from d4e.audio.config import AudioConfig
 from d4e.audio.data import Clip, ClipTargets, clip_dirs, clip_targets, load_clip
 from d4e.audio.model import AudioModel
 from d4e.audio.net import SILENCE_LOGMEL, AudioExprNet, EnsembleNet
+from d4e.audio.norm import UtteranceStats, apply_shift, utterance_shift
 from d4e.audio.stream import ROW_RATE
 from d4e.audio.targets import INNER_LOWER, INNER_UPPER, LIPS, MOUTH, MouthSpace, opening_of_points
 from d4e.core.checkpoint import file_sha256
@@ -34,25 +35,61 @@ class _Prepared:
     rows_tgt: np.ndarray     # (J, K) targets at 50 Hz
     rows_ok: np.ndarray      # (J,) bool: valid training row
     noise_mel: np.ndarray    # (T_n, 80) log-mel of faint noise for silence augmentation
+    shift: np.ndarray | None = None  # (80,) per-utterance log-mel shift (net.utt_norm)
+    variants: list["_Track"] | None = None  # speed-perturbed copies (train.speeds)
 
 
-def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator) -> _Prepared:
-    mel = log_mel(clip.audio)
+@dataclass
+class _Track:
+    """A speed-perturbed copy of a clip: same fields as :class:`_Prepared` read by :func:`_batch`."""
+
+    mel: np.ndarray
+    pad: int
+    rows_tgt: np.ndarray
+    rows_ok: np.ndarray
+    shift: np.ndarray | None = None
+
+
+def _track(clip: Clip, tg: ClipTargets, R: int, speed: float = 1.0, smooth_s: float = 0.0
+           ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Padded log-mel, targets and training mask of ``clip`` played ``speed`` times faster (pitch moves too)."""
+    audio = clip.audio
+    if speed != 1.0:
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        fr = Fraction(1.0 / speed).limit_denominator(40)
+        audio = resample_poly(audio, fr.numerator, fr.denominator).astype(np.float32)
+        speed = 1.0 / float(fr)
+    mel = log_mel(audio)
     pad = R + 8
     mel = np.pad(mel, ((pad, pad), (0, 0)), constant_values=SILENCE_LOGMEL)
     n = clip.n_frames
-    J = int(math.floor((n - 1) / clip.fps * ROW_RATE)) + 1
-    t = np.arange(J) / ROW_RATE * clip.fps  # frame position of each row
+    J = int(math.floor((n - 1) / clip.fps / speed * ROW_RATE)) + 1
+    t = np.arange(J) / ROW_RATE * speed * clip.fps  # frame position of each row
     i0 = np.clip(np.floor(t).astype(int), 0, n - 1)
     i1 = np.clip(i0 + 1, 0, n - 1)
     w = (t - i0)[:, None]
-    rows_tgt = (clip_coeffs := tg.coeffs)[i0] * (1 - w) + clip_coeffs[i1] * w
+    coeffs = tg.coeffs
+    if smooth_s > 0:  # temporal Gaussian smoothing of the tracked targets (tracking jitter)
+        from scipy.ndimage import gaussian_filter1d
+
+        coeffs = gaussian_filter1d(coeffs, smooth_s * clip.fps, axis=0, mode="nearest")
+    rows_tgt = coeffs[i0] * (1 - w) + coeffs[i1] * w
     train = clip.valid.copy()
-    train[clip.split:] = False
+    train[clip.val_start:] = False  # validation and held-out frames never train
     rows_ok = train[i0] & train[i1]
+    return mel, pad, rows_tgt.astype(np.float32), rows_ok
+
+
+def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator,
+             speeds: list[float] | tuple[float, ...] = (), smooth_s: float = 0.0) -> _Prepared:
+    mel, pad, rows_tgt, rows_ok = _track(clip, tg, R, 1.0, smooth_s)
     level = 10 ** (np.repeat(rng.uniform(-75, -45, 8), 8000) / 20)  # faint noise, level varying every 0.5 s
     noise = (rng.standard_normal(len(level)) * level).astype(np.float32)
-    return _Prepared(clip, tg, mel, pad, rows_tgt.astype(np.float32), rows_ok, log_mel(noise))
+    variants = [_Track(*_track(clip, tg, R, float(s), smooth_s)) for s in speeds if float(s) != 1.0]
+    return _Prepared(clip, tg, mel, pad, rows_tgt, rows_ok, log_mel(noise), variants=variants)
 
 
 def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Generator, n_rows: int):
@@ -64,19 +101,22 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
     weights /= weights.sum()
     while len(mels) < tc.batch:
         p = prep[rng.choice(len(prep), p=weights)]
-        J = len(p.rows_tgt)
-        ok_starts = np.flatnonzero(p.rows_ok[: max(J - n_rows, 1)])
+        tr = p  # the clip itself or one of its speed-perturbed copies
+        if p.variants and rng.random() < tc.speed_prob:
+            tr = p.variants[int(rng.integers(len(p.variants)))]
+        J = len(tr.rows_tgt)
+        ok_starts = np.flatnonzero(tr.rows_ok[: max(J - n_rows, 1)])
         if len(ok_starts) == 0:
             continue
         j0 = int(rng.choice(ok_starts))
-        tgt = p.rows_tgt[j0 : j0 + n_rows]
-        ok = p.rows_ok[j0 : j0 + n_rows]
+        tgt = tr.rows_tgt[j0 : j0 + n_rows]
+        ok = tr.rows_ok[j0 : j0 + n_rows]
         if len(tgt) < n_rows:
             padn = n_rows - len(tgt)
             tgt = np.pad(tgt, ((0, padn), (0, 0)))
             ok = np.pad(ok, (0, padn))
-        start = 2 * j0 - R + p.pad
-        m = p.mel[start : start + L]
+        start = 2 * j0 - R + tr.pad
+        m = tr.mel[start : start + L]
         if len(m) < L:
             m = np.pad(m, ((0, L - len(m)), (0, 0)), constant_values=SILENCE_LOGMEL)
         m = m.copy()
@@ -90,8 +130,9 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
             tgt = np.repeat(p.tg.neutral[None], n_rows, 0)
             ok = np.ones(n_rows, bool)
         else:
-            g = rng.uniform(-tc.gain_db, tc.gain_db) / 20 * math.log(10) * 2  # dB -> log power
-            m = np.maximum(m + g, SILENCE_LOGMEL)
+            if tr.shift is None:  # (per-utterance normalisation undoes any gain)
+                g = rng.uniform(-tc.gain_db, tc.gain_db) / 20 * math.log(10) * 2  # dB -> log power
+                m = np.maximum(m + g, SILENCE_LOGMEL)
             if rng.random() < tc.noise_prob:
                 # additive noise at a random SNR, mixed in the power domain
                 s = rng.integers(0, len(p.noise_mel) - L)
@@ -127,6 +168,8 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
                 ok[inner] = True
                 for lo, hi in ((ja - e, ja + e), (jb - e, jb + e)):
                     ok[max(lo, 0) : max(min(hi, n_rows), 0)] = False
+        if tr.shift is not None:
+            m = apply_shift(m, tr.shift)
         mels.append(m)
         tgts.append(tgt)
         masks.append(ok)
@@ -134,22 +177,27 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
             torch.from_numpy(np.stack(masks).astype(np.float32)))
 
 
-def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, shift_s: float = 0.0
-             ) -> dict[str, float]:
-    """Lip vertex error and opening correlation on the held-out (or training) frames of each clip.
+def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, shift_s: float = 0.0,
+             part: str | None = None) -> dict[str, float]:
+    """Lip vertex error and opening correlation on one part of the frames of each clip.
 
     ``lve``: mean over frames of the largest lip-point distance (inter-ocular units);
     ``corr``: Pearson correlation of predicted vs tracked opening per clip, averaged
     with frame-count weights. ``shift_s`` delays the audio (a baseline).
+
+    Args:
+        part: ``"heldout"`` (frames ``[split, N)``), ``"val"`` (``[val_start, split)``) or
+            ``"train"`` (``[0, val_start)``); default from ``held_out``.
     """
+    part = part or ("heldout" if held_out else "train")
+    if part not in ("heldout", "val", "train"):
+        raise ValueError(f"evaluate: unknown part {part!r}")
     lves, corrs, ws = [], [], []
     for p in prep:
         c = p.clip
-        sel = c.valid.copy()
-        if held_out:
-            sel[: c.split] = False
-        else:
-            sel[c.split:] = False
+        sel = np.zeros_like(c.valid)
+        lo, hi = {"heldout": (c.split, len(sel)), "val": (c.val_start, c.split), "train": (0, c.val_start)}[part]
+        sel[lo:hi] = c.valid[lo:hi]
         if sel.sum() < 3:
             continue
         audio = c.audio
@@ -164,6 +212,8 @@ def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, sh
         corrs.append(pearson(op[sel], p.tg.opening[sel]))
         ws.append(float(sel.sum()))
     w = np.array(ws)
+    if not len(w):
+        return {"lve": float("nan"), "corr": float("nan")}
     return {"lve": float(np.dot(lves, w) / w.sum()), "corr": float(np.dot(corrs, w) / w.sum())}
 
 
@@ -179,8 +229,8 @@ def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space:
                    seed: int = 0) -> tuple[MouthSpace, list[_Prepared], list[Path]]:
     """Load every clip, learn (or reuse) the mouth space from training frames, build targets."""
     dirs = clip_dirs(cache_dirs)
-    clips = [load_clip(d, cfg.train.holdout) for d in dirs]
-    clips = [c for c in clips if c.valid[: c.split].sum() >= 10]
+    clips = [load_clip(d, cfg.train.holdout, cfg.train.val_fraction) for d in dirs]
+    clips = [c for c in clips if c.valid[: c.val_start].sum() >= 10]
     if not clips:
         raise InputError("no clip has enough tracked training frames")
     if space is None:
@@ -188,13 +238,18 @@ def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space:
         space = MouthSpace.fit(sets, cfg.targets.n_components)
     rng = np.random.default_rng(seed)
     R = 3 + 2 * sum(cfg.net.dilations)
-    prep = [_prepare(c, clip_targets(c, space), R, rng) for c in clips]
+    speeds = cfg.train.speeds if cfg.train.speed_prob > 0 else ()
+    prep = [_prepare(c, clip_targets(c, space), R, rng, speeds, cfg.train.target_smooth_s) for c in clips]
     return space, prep, dirs
 
 
 def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out: str | os.PathLike | None = None,
                       progress: bool = True, log=print) -> tuple[AudioModel, dict[str, float]]:
     """Train the network on the tracked corpus; evaluate on the last ``holdout`` of every clip.
+
+    The ``val_fraction`` of every clip just before its held-out part is left out of
+    training too and scored separately (``val_lve``, ``val_corr``): settings are chosen
+    on it, so the held-out figures (and ``tools/bench_audio.py``) stay unbiased.
 
     With ``cfg.train.ensemble = M > 1``, ``M`` networks are trained one after the other
     (seeds ``seed .. seed + M - 1``, same recipe) and the model is their mean
@@ -218,6 +273,11 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
     speech = allmel[allmel.mean(1) > SILENCE_LOGMEL + 1.0]
     mel_mean = torch.from_numpy(speech.mean(0))
     mel_std = torch.from_numpy(speech.std(0) + 1e-3)
+    if cfg.net.utt_norm:
+        for tr in [t for p in prep for t in [p] + (p.variants or [])]:  # as inference does, over the whole file
+            st = UtteranceStats(80, cfg.net.utt_norm_range)
+            st.update(tr.mel[tr.pad : len(tr.mel) - tr.pad])
+            tr.shift = utterance_shift(st.mean(), mel_mean.numpy(), cfg.net.utt_norm_max_shift)
     n_rows = max(4, int(round(tc.window_s * ROW_RATE)))
     scale = float(space.std[0])
     # opening = inner-lip vertical distance, linear in the coefficients: open_dir . coeffs (+ actor constant)
@@ -226,7 +286,8 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
     open_std = float(np.sqrt(((open_dir.numpy() * space.std) ** 2).sum())) + 1e-6
     meta = {"provenance": {"clips": [d.name for d in dirs],
                            "audio_sha256": {p.clip.clip_id: _sha(p.clip.audio) for p in prep}},
-            "train_frames": int(sum(p.clip.valid[: p.clip.split].sum() for p in prep))}
+            "train_frames": int(sum(p.clip.valid[: p.clip.val_start].sum() for p in prep)),
+            "val_frames": int(sum(p.clip.valid[p.clip.val_start : p.clip.split].sum() for p in prep))}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -282,7 +343,10 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
             if (tc.eval_every > 0 and (step + 1) % tc.eval_every == 0) or last:
                 # the ensemble so far (finished members + this one), on the held-out frames
                 model.net.eval()
-                metrics = evaluate(model, prep, held_out=True)
+                metrics = evaluate(model, prep, part="heldout")
+                if tc.val_fraction > 0:
+                    val = evaluate(model, prep, part="val")
+                    metrics["val_lve"], metrics["val_corr"] = val["lve"], val["corr"]
                 metrics["step"] = step + 1
                 metrics["members"] = k + 1
                 metrics["minutes"] = (time.time() - t0) / 60

@@ -139,6 +139,10 @@ class SyncTrainConfig:
     seed: int = 0
     #: clips held out of training (a clip is held out when its name contains one of these)
     val_clips: list[str] = field(default_factory=list)
+    #: measured audio offsets of training clips (clip name contains -> frames, > 0: the audio lags the video);
+    #: such a clip's audio is advanced by its offset before training, so the model learns it in sync
+    #: (see d4e.eval.offset_study; the shipped model's values are in configs/sync.yaml)
+    clip_offsets: dict[str, float] = field(default_factory=dict)
     threads: int = 1
 
 
@@ -637,7 +641,13 @@ def train_sync(
         torch.set_num_threads(tc.threads)
     held = [c for c in clips if any(v in c.name for v in tc.val_clips)]
     train = [c for c in clips if c not in held]
-    wins = [_Windows(c, mc) for c in train]
+    corrected = {}
+    for c in train:
+        ks = [float(k) for name, k in tc.clip_offsets.items() if name in c.name]
+        check(len(ks) <= 1, f"{c.name}: more than one clip_offsets entry matches")
+        if ks and ks[0] != 0:
+            corrected[c.name] = ks[0]
+    wins = [_Windows(shift_audio(c, -corrected[c.name]) if c.name in corrected else c, mc) for c in train]
     wins = [w for w in wins if len(w.centres) > 2 * tc.max_neg_offset]
     if not wins:
         raise InputError("no training clip has enough tracked frames for the sync model")
@@ -705,6 +715,7 @@ def train_sync(
         "train_seconds": round(time.time() - t0, 1),
         "train_clips": [c.name for c in train],
         "val_clips": [c.name for c in held],
+        "clip_offsets": corrected,
     }
     evals = {}
     for c in clips:

@@ -54,6 +54,9 @@ class DubConfig:
     """x264 preset of the output (``ultrafast`` .. ``veryslow``)."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    channels_last: bool = True
+    """Run the renderer in the channels-last memory layout on a CPU (same result to float rounding;
+    measured ~20% less CPU time per frame on the 2-core CI machine). No effect on a GPU."""
 
     def __post_init__(self) -> None:
         if self.extend not in EXTEND_MODES:

@@ -143,6 +143,45 @@ class RenderSetup:
     region_dilation: int = 4
 
 
+def surface_shift(uv_orig: torch.Tensor, uv_new: torch.Tensor, mask_orig: torch.Tensor,
+                  mask_new: torch.Tensor) -> torch.Tensor:
+    """How far the face surface seen at each pixel moved between two rasterizations of one mesh.
+
+    The texture coordinates seen at a pixel under the original and the new expression differ by
+    ``duv``; the local texture scale of the new rasterization (``sqrt |det d(u, v) / d(x, y)|``,
+    texture units per pixel) turns that into pixels. Where either rasterization shows no mesh,
+    on the mesh's outline (one pixel) and where the scale is degenerate the shift is ``inf``.
+
+    Args:
+        uv_orig: ``float32 (B, H, W, 2)`` UVs under the original expression (0 off the mesh).
+        uv_new: ``float32 (B, H, W, 2)`` UVs under the new expression.
+        mask_orig: ``(B, 1, H, W)`` face mask of the original rasterization (1 = mesh).
+        mask_new: ``(B, 1, H, W)`` face mask of the new rasterization.
+
+    Returns:
+        ``float32 (B, 1, H, W)``, pixels of the rasterization, >= 0 or ``inf``.
+
+    Example:
+        >>> uv = torch.stack(torch.meshgrid(torch.arange(8.) / 8, torch.arange(8.) / 8, indexing="xy"), -1)[None]
+        >>> m = torch.ones(1, 1, 8, 8)
+        >>> float(surface_shift(uv, uv + torch.tensor([1 / 8, 0.0]), m, m)[0, 0, 4, 4])
+        1.0
+    """
+    check_shape(uv_orig, ["B", "H", "W", "2"], "uv_orig")
+    check(uv_new.shape == uv_orig.shape, f"uv_new {list(uv_new.shape)} differs from uv_orig {list(uv_orig.shape)}")
+    both = ((mask_orig > 0.5) & (mask_new > 0.5)).float()
+    # one pixel in from the outline, so the finite differences below stay on the mesh
+    inner = 1.0 - F.max_pool2d(1.0 - both, 3, stride=1, padding=1)
+    uvn = uv_new.permute(0, 3, 1, 2)  # (B, 2, H, W)
+    dx = F.pad(uvn[..., :, 2:] - uvn[..., :, :-2], (1, 1, 0, 0)) * 0.5
+    dy = F.pad(uvn[..., 2:, :] - uvn[..., :-2, :], (0, 0, 1, 1)) * 0.5
+    det = (dx[:, 0] * dy[:, 1] - dy[:, 0] * dx[:, 1]).abs()[:, None]  # (texture units / pixel)^2
+    duv = (uv_new - uv_orig).norm(dim=-1)[:, None]
+    ok = (inner > 0.5) & (det > 1e-12)
+    shift = duv / det.clamp_min(1e-12).sqrt()
+    return torch.where(ok, shift, torch.full_like(shift, float("inf")))
+
+
 class NeuralGenerator:
     """The product's generator (see module docs).
 
@@ -156,6 +195,8 @@ class NeuralGenerator:
         device: where rasterization and rendering run.
         render_margin: crop pixels the region handed to the renderer extends beyond the union
             of the two masks (room for the border post-processing's feather).
+        channels_last: on a CPU, run the renderer in the channels-last layout (faster, same result
+            to float rounding; the prior's renderer module is converted in place).
 
     Attributes:
         timings: seconds spent per sub-stage (``edit``, ``raster``, ``render``).
@@ -163,7 +204,8 @@ class NeuralGenerator:
     """
 
     def __init__(self, setup: RenderSetup, face_model, fit, crop_affine: np.ndarray, crop_size: int,
-                 new_mouth: torch.Tensor, device: str | torch.device = "cpu", render_margin: int = 0):
+                 new_mouth: torch.Tensor, device: str | torch.device = "cpu", render_margin: int = 0,
+                 channels_last: bool = False):
         from d4e.face import load_topology
         from d4e.render.geometry import MeshRasterizer
 
@@ -181,6 +223,10 @@ class NeuralGenerator:
         self.raster = MeshRasterizer(topo.faces, topo.uv, topo.lower_face_faces, setup.region_dilation).to(self.device)
         self.timings = {"edit": 0.0, "raster": 0.0, "render": 0.0}
         self.valid_margin = int(render_margin)
+        # channels-last convolutions are faster on a CPU (oneDNN); the renderer's result is the same
+        self.memory_format = torch.channels_last if channels_last and self.device.type == "cpu" else torch.contiguous_format
+        if self.memory_format is torch.channels_last:
+            self.model.renderer.to(memory_format=torch.channels_last)
 
     def _tick(self, name: str, t0: float) -> float:
         if self.device.type == "cuda":
@@ -192,7 +238,8 @@ class NeuralGenerator:
     @torch.no_grad()
     def __call__(self, src_index: np.ndarray, out_index: np.ndarray, crops: torch.Tensor) -> Generated:
         from d4e.face.fit import combine_expression, posed_vertices, split_expression
-        from d4e.render.geometry import crop_vertices, dilate
+        from d4e.dub.pipeline import dilate_square
+        from d4e.render.geometry import crop_vertices
 
         t0 = time.perf_counter()
         src = torch.as_tensor(np.asarray(src_index), dtype=torch.long)
@@ -210,22 +257,24 @@ class NeuralGenerator:
         maps = self.raster(verts, (r, r))
         b = len(src)
         region_orig, region_new = maps["region"][:b], maps["region"][b:]
+        shift = surface_shift(maps["uv"][:b], maps["uv"][b:], maps["face_mask"][:b], maps["face_mask"][b:])
         t0 = self._tick("raster", t0)
         crop_r = crops if crops.shape[-1] == r else F.interpolate(crops, size=(r, r), mode="bilinear",
                                                                    align_corners=False, antialias=True)
         batch = {
             "uv": maps["uv"][b:],
             "face_mask": maps["face_mask"][b:],
-            "region": dilate(torch.maximum(region_orig, region_new), int(round(self.valid_margin * scale))),
-            "crop": crop_r.to(self.device),
+            "region": dilate_square(torch.maximum(region_orig, region_new), int(round(self.valid_margin * scale))),
+            "crop": crop_r.to(self.device).contiguous(memory_format=self.memory_format),
             "actor": torch.full((b,), self.setup.actor_index, dtype=torch.long, device=self.device),
         }
-        rgb = self.model(batch)["render"].float()
+        rgb = self.model(batch)["render"].float().contiguous()
         if r != self.crop_size:
             s = (self.crop_size, self.crop_size)
             rgb = F.interpolate(rgb, size=s, mode="bilinear", align_corners=False)
             region_orig = F.interpolate(region_orig, size=s, mode="nearest")
             region_new = F.interpolate(region_new, size=s, mode="nearest")
+            shift = F.interpolate(shift, size=s, mode="nearest") * (self.crop_size / r)
         self._tick("render", t0)
         return Generated(rgb=rgb.to(crops.device), mask_orig=region_orig.to(crops.device),
-                         mask_new=region_new.to(crops.device))
+                         mask_new=region_new.to(crops.device), shift=shift.to(crops.device))

@@ -105,11 +105,16 @@ class Generated:
         rgb: ``float32 (B, 3, S, S)`` rendered crop in [0, 1].
         mask_orig: ``float32 (B, 1, S, S)`` lower-face region under the video's own expression, [0, 1].
         mask_new: ``float32 (B, 1, S, S)`` lower-face region under the new (audio-driven) expression.
+        shift: ``float32 (B, 1, S, S)`` or None: how far (crop pixels) the face surface seen at each
+            pixel moved between the original and the new expression (``inf`` where the two do not
+            show the same surface, e.g. the mouth opening or off the mesh). Where it is small the
+            original frame's fine detail is still valid; the post stage's detail step uses it.
     """
 
     rgb: torch.Tensor
     mask_orig: torch.Tensor
     mask_new: torch.Tensor
+    shift: torch.Tensor | None = None
 
 
 class Generator(Protocol):
@@ -243,12 +248,25 @@ def _skip_counts(timeline: Timeline, selection: FrameSelection) -> dict[str, int
     }
 
 
+def dilate_square(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Grey dilation of ``(B, C, H, W)`` by a square of radius ``pixels`` (max over the window; outside ignored).
+
+    Separable (a row max then a column max): equal to ``max_pool2d(mask, 2 r + 1, 1, r)`` at
+    ``O(r)`` instead of ``O(r^2)`` per pixel.
+    """
+    if pixels <= 0:
+        return mask
+    k = 2 * pixels + 1
+    x = F.max_pool2d(mask, (1, k), stride=1, padding=(0, pixels))
+    return F.max_pool2d(x, (k, 1), stride=1, padding=(pixels, 0))
+
+
 def erode_masks(mask: torch.Tensor, pixels: int) -> torch.Tensor:
     """Binary erosion of ``(B, 1, H, W)`` masks by a square of radius ``pixels`` (outside the image counts as in)."""
     if pixels <= 0:
         return mask
     inv = 1.0 - (mask > 0.5).float()
-    return 1.0 - F.max_pool2d(inv, 2 * pixels + 1, stride=1, padding=pixels)
+    return 1.0 - dilate_square(inv, pixels)
 
 
 def post_erosion(generator, post) -> int:
@@ -354,9 +372,12 @@ def dub_frames(
                     for a, z in _runs(g_out, g_src):
                         if post_reset is not None and not _continues(last_post, g_out[a], g_src[a]):
                             post_reset()  # a cut (loop wrap, skipped frames): no temporal smoothing across it
-                        bl, al = post_fn(gen.rgb[a:z].float(), crops[a:z],
-                                         erode_masks(gen.mask_orig[a:z].float(), erode_px),
-                                         erode_masks(gen.mask_new[a:z].float(), erode_px))
+                        args = (gen.rgb[a:z].float(), crops[a:z], erode_masks(gen.mask_orig[a:z].float(), erode_px),
+                                erode_masks(gen.mask_new[a:z].float(), erode_px))
+                        if gen.shift is not None and getattr(post_fn, "uses_shift", False):
+                            bl, al = post_fn(*args, shift=gen.shift[a:z].float())
+                        else:
+                            bl, al = post_fn(*args)
                         blended_parts.append(bl)
                         alpha_parts.append(al)
                         last_post = (int(g_out[z - 1]), int(g_src[z - 1]))

@@ -264,7 +264,8 @@ def _neural_generator(ctx: DubContext, cached, prior, actor, audio_model_path, c
                               ctx.clip.valid, fit.identity, style=style, progress=progress,
                               chunk_frames=cfg.mouth_chunk_frames, overlap_frames=cfg.mouth_overlap_frames)
     gen = NeuralGenerator(setup, face_model, fit, ctx.clip.crop_affine, ctx.clip.crop_size, new_mouth,
-                          device=torch.device(ctx.device), render_margin=cfg.render_margin_px)
+                          device=torch.device(ctx.device), render_margin=cfg.render_margin_px,
+                          channels_last=cfg.channels_last)
     return gen, selection
 
 

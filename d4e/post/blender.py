@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from d4e.core.check import check, check_shape
@@ -10,6 +12,7 @@ from d4e.post.ops import (
     _feather,
     colour_stats,
     dilate_mask,
+    gaussian_blur,
     laplacian_blend,
     max_pyramid_levels,
     outer_ramp,
@@ -36,7 +39,9 @@ class BorderBlender:
        ``temporal``, smoothed by an exponential moving average carried across calls (never below
        the feathered undilated union, never beyond ``temporal_reach_px`` outside this frame's alpha);
     3. **colour** -- per-channel gain/offset taking the generated image onto the original in a band
-       along the region edge (also EMA-smoothed when ``temporal``);
+       along the region edge (also EMA-smoothed when ``temporal``); then **detail** -- where the face
+       surface did not move (``shift`` map from the generator), the generated image's finest band is
+       replaced by the original's;
     4. **multi-band** -- Laplacian-pyramid blending with alpha's Gaussian pyramid; the coarse
        levels' spread beyond alpha's support fades out over ``margin_px``.
 
@@ -58,6 +63,9 @@ class BorderBlender:
         >>> out.shape, alpha.shape
         (torch.Size([2, 3, 64, 64]), torch.Size([2, 1, 64, 64]))
     """
+
+    #: the dub pipeline hands this stage the generator's surface shift map (detail step)
+    uses_shift = True
 
     def __init__(self, config: PostConfig | None = None):
         self.config = config if config is not None else PostConfig()
@@ -100,6 +108,7 @@ class BorderBlender:
         original: torch.Tensor,
         mask_orig: torch.Tensor,
         mask_new: torch.Tensor,
+        shift: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Blend ``generated`` into ``original``.
 
@@ -109,6 +118,9 @@ class BorderBlender:
             mask_orig: ``(B, 1, H, W)`` bool (or float, > 0.5 = in): lower-face region rendered
                 with the original expression.
             mask_new: ``(B, 1, H, W)``: the same region rendered with the new expression.
+            shift: ``float32 (B, 1, H, W)`` or None: how far (pixels) the face surface at each pixel
+                moved between the two expressions (``inf`` = not the same surface); the detail
+                step (``config.detail``) needs it and is skipped without it.
 
         Returns:
             ``blended``: ``float32 (B, 3, H, W)`` in [0, 1];
@@ -182,6 +194,16 @@ class BorderBlender:
             if c.temporal:
                 gain, offset = self._gain_ema(gain), self._offset_ema(offset)
             g = (g * gain + offset).clamp(0.0, 1.0)
+
+        # (3b) the original's fine detail where the surface did not move
+        if c.detail and shift is not None:
+            check_shape(shift, [str(B), "1", str(H), str(W)], "shift")
+            t = c.detail_shift_px
+            w = (2.0 - shift[..., y0:y1, x0:x1].to(dtype) / t).clamp(0.0, 1.0)
+            r = int(math.ceil(3 * c.detail_sigma_px))
+            hf = torch.cat([o, g], 1)
+            hf = hf - gaussian_blur(hf, c.detail_sigma_px, r)
+            g = (g + w * (hf[:, :3] - hf[:, 3:])).clamp(0.0, 1.0)
 
         # (4) multi-band blending, confined to alpha's support plus a fading margin
         levels = min(c.pyramid_levels, max_pyramid_levels(y1 - y0, x1 - x0)) if c.multiband else 1

@@ -56,6 +56,19 @@ class PostConfig:
     colour_gain_max: float = 2.0
     """Upper clamp of the per-channel gain."""
 
+    # (3b) detail transfer
+    detail: bool = True
+    """Where the face surface did not move between the original and the new expression (cheeks, chin,
+    the lips' outer skin when the mouth barely changes), replace the generated image's finest band
+    (``image - gaussian_blur(image, detail_sigma_px)``) with the original frame's: the renderer is
+    soft, the original's skin texture there is still valid. Needs the generator's surface shift map
+    (the neural generator gives it; otherwise the step does nothing). Not a sharpening filter: no
+    detail is invented, and where the mouth moved the render is left as it is."""
+    detail_sigma_px: float = 1.5
+    """Gaussian sigma (pixels) separating the transferred fine band from the rendered coarse image."""
+    detail_shift_px: float = 1.0
+    """Full transfer where the surface moved at most this far (pixels); none beyond twice this."""
+
     # (4) multi-band blending
     multiband: bool = True
     """Laplacian-pyramid blending (False: plain alpha blending)."""
@@ -83,6 +96,10 @@ class PostConfig:
             raise InputError("post config: need 0 < colour_gain_min <= 1 <= colour_gain_max")
         if self.pyramid_levels < 1:
             raise InputError(f"post config: pyramid_levels must be >= 1, got {self.pyramid_levels}")
+        if not self.detail_sigma_px > 0:
+            raise InputError(f"post config: detail_sigma_px must be > 0, got {self.detail_sigma_px}")
+        if not self.detail_shift_px > 0:
+            raise InputError(f"post config: detail_shift_px must be > 0, got {self.detail_shift_px}")
         if self.temporal_reach_px < 0:
             raise InputError(f"post config: temporal_reach_px must be >= 0, got {self.temporal_reach_px}")
         if self.margin_px < 1:

@@ -14,6 +14,30 @@ import torch.nn.functional as F
 from d4e.core.check import check, check_shape
 
 
+def _cv2_ok(x: torch.Tensor) -> bool:
+    """Whether ``x`` takes the OpenCV fast path: a CPU float32 tensor outside autograd.
+
+    OpenCV's SIMD filters compute the same maps as the torch code below (same kernels, same
+    border rule) several times faster on a CPU; on a GPU, or when gradients are needed, the
+    torch code runs. The two agree to float32 rounding (tests/post/test_post.py).
+    """
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _per_plane(x: torch.Tensor, fn, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    """Apply ``fn(plane: float32 (H, W) ndarray) -> ndarray`` to every ``(b, c)`` plane of ``(B, C, H, W)``."""
+    xc = x.contiguous()
+    arr = xc.numpy()
+    B, C, H, W = arr.shape
+    oh, ow = out_hw if out_hw is not None else (H, W)
+    out = torch.empty(B, C, oh, ow, dtype=x.dtype)
+    o = out.numpy()
+    for b in range(B):
+        for c in range(C):
+            o[b, c] = fn(arr[b, c])
+    return out
+
+
 def _as_float_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
     check_shape(mask, ["B", "1", "H", "W"], name)
     if mask.dtype == torch.bool:
@@ -50,6 +74,10 @@ def box_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
     if radius <= 0:
         return x
     k = 2 * radius + 1
+    if _cv2_ok(x):
+        import cv2
+
+        return _per_plane(x, lambda p: cv2.blur(p, (k, k), borderType=cv2.BORDER_REPLICATE))
     y = F.pad(x, (radius, radius, 0, 0), mode="replicate")
     y = _box_sum(y, radius, 3)[..., radius:-radius]
     y = F.pad(y, (0, 0, radius, radius), mode="replicate")
@@ -290,6 +318,11 @@ def _down(x: torch.Tensor) -> torch.Tensor:
     """5-tap binomial blur [1 4 6 4 1] / 16 (separable, replicate padding) and 2x decimation,
     computing only the kept samples (strided slices, no convolution)."""
     H, W = x.shape[-2:]
+    if _cv2_ok(x):
+        import cv2
+
+        # the same 5-tap binomial kernel, centred on the even samples, border replicated
+        return _per_plane(x, lambda p: cv2.pyrDown(p, borderType=cv2.BORDER_REPLICATE), ((H + 1) // 2, (W + 1) // 2))
     y = F.pad(x, (2, 2, 0, 0), mode="replicate")
     y = (y[..., 0:W:2] + y[..., 4 : W + 4 : 2] + 4.0 * (y[..., 1 : W + 1 : 2] + y[..., 3 : W + 3 : 2]) + 6.0 * y[..., 2 : W + 2 : 2]) / 16.0
     y = F.pad(y, (0, 0, 2, 2), mode="replicate")
@@ -300,6 +333,11 @@ def _down(x: torch.Tensor) -> torch.Tensor:
 
 def _up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Upsample a pyramid level to ``size`` (about 2x), bilinear with pixel-centre alignment."""
+    if _cv2_ok(x):
+        import cv2
+
+        h, w = int(size[0]), int(size[1])
+        return _per_plane(x, lambda p: cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR), (h, w))
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 

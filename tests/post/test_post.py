@@ -321,3 +321,48 @@ def test_config_loads_and_rejects_bad_values(tmp_path):
         load_post_config(overrides={"feather_mode": "box"})
     with pytest.raises(InputError, match="temporal_decay"):
         load_post_config(overrides={"temporal_decay": 1.0})
+
+
+def test_opencv_fast_path_equals_the_torch_path(frames, monkeypatch):
+    """On a CPU the box filters and pyramid steps run through OpenCV; the torch code (GPU, autograd)
+    computes the same maps: the blender's output agrees to float32 rounding."""
+    import d4e.post.ops as ops
+
+    sc = make_seam_scene(frames[:4])
+    gen, orig, m_orig, m_new = sc.generated, sc.original, sc.mask_orig, sc.mask_new
+    fast = BorderBlender(PostConfig())(gen, orig, m_orig, m_new)
+    x = torch.rand(2, 3, 37, 53)
+    fast_ops = [ops.box_blur(x, 5), ops._down(x), ops._up(ops._down(x), (37, 53))]
+    monkeypatch.setattr(ops, "_cv2_ok", lambda t: False)
+    slow = BorderBlender(PostConfig())(gen, orig, m_orig, m_new)
+    slow_ops = [ops.box_blur(x, 5), ops._down(x), ops._up(ops._down(x), (37, 53))]
+    for a, b in zip(fast_ops, slow_ops):
+        assert a.shape == b.shape and float((a - b).abs().max()) < 1e-5
+    assert float((fast[0] - slow[0]).abs().max()) < 1e-4
+    assert float((fast[1] - slow[1]).abs().max()) < 1e-4
+    # the output does change (the blend is not a no-op)
+    assert float((fast[0] - orig).abs().max()) > 0.05
+
+
+def test_detail_step_transfers_the_originals_fine_band_only_where_the_surface_did_not_move(frames):
+    """shift = 0 in the left half (surface still), inf in the right half (mouth moved): the blurred
+    generated image regains the original's Laplacian variance on the left only; off = as before."""
+    sc = make_seam_scene(frames[:3])
+    soft = F.avg_pool2d(sc.generated, 5, stride=1, padding=2, count_include_pad=False)  # a soft "render"
+    shift = torch.full((3, 1, SIZE, SIZE), float("inf"))
+    shift[..., : SIZE // 2] = 0.0
+    cfg = dataclasses.replace(load_post_config(), detail=True, colour=False)
+    on, _ = BorderBlender(cfg)(soft, sc.original, sc.mask_orig, sc.mask_new, shift=shift)
+    off, _ = BorderBlender(dataclasses.replace(cfg, detail=False))(soft, sc.original, sc.mask_orig, sc.mask_new)
+    none, _ = BorderBlender(cfg)(soft, sc.original, sc.mask_orig, sc.mask_new)  # no shift map: step skipped
+    assert torch.equal(none, off)
+    deep = erode_mask(sc.union.float(), 8) > 0.5
+    left, right = deep.clone(), deep.clone()
+    left[..., SIZE // 2 :] = False
+    right[..., : SIZE // 2 + 8] = False
+    assert sharpness_score(off, sc.original, left) < 0.5  # the soft render lost most of the fine detail
+    assert sharpness_score(on, sc.original, left) > 0.7  # most of it regained on the still surface (0.78)
+    assert abs(sharpness_score(on, sc.original, right) - sharpness_score(off, sc.original, right)) < 0.02
+    # outside the blended region nothing changes
+    assert torch.equal(on[~_chebyshev_within(sc.union, cfg.support_radius()).expand_as(on)],
+                       sc.original[~_chebyshev_within(sc.union, cfg.support_radius()).expand_as(on)])

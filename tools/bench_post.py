@@ -23,6 +23,18 @@ Ends with ONE JSON line::
     {"seam_post": ..., "seam_raw": ..., "ms_per_frame_512": ...}
 
 Usage: ``.venv/bin/python tools/bench_post.py [--frames N] [--clips A.mp4,B.mp4] [--threads T]``
+
+Real dubs (``--real``): each clip of ``--real-clips`` (by default NOT the clip tools/bench_dub.py
+reports, so defaults chosen here are not fitted to its figure) is dubbed once with the neural
+generator (zero-shot actor, ``--prior``) and the 5-s shared speech; the renders, masks and surface
+shift maps are kept, and the post-process runs on them in each variant of ``--variants`` (JSON
+list of configs/post.yaml overrides). Prints seam / flicker / sharpness in crop space (seam and
+flicker at the union of the two lower-face masks, as tools/bench_dub.py), one row per variant
+and clip, and ends with one JSON line ``{"seam_post": ..., "seam_raw": ..., "variants": {...}}``
+(means over the clips; ``seam_raw`` = plain composite). This is how the defaults of
+configs/post.yaml were chosen (colour_mode, pyramid_levels)::
+
+    .venv/bin/python tools/bench_post.py --real --prior assets/prior.d4e --clip-cache .test-cache/corpus
 """
 
 from __future__ import annotations
@@ -80,7 +92,18 @@ def main() -> int:
     ap.add_argument("--jitter", type=float, default=1.0, help="per-frame mask jitter (px, std)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--config", default=None, help="post config YAML (default configs/post.yaml)")
+    ap.add_argument("--real", action="store_true", help="post variants on real (neural) dubs, see the module doc")
+    ap.add_argument("--prior", default=str(REPO / "assets" / "prior.d4e"), help="--real: renderer prior")
+    ap.add_argument("--real-clips", default="mimictalk_German.mp4,hdtf_WDA_KatieHill_000.mp4",
+                    help="--real: clips dubbed (default: not bench_dub's mimictalk_May)")
+    ap.add_argument("--audio", default="speech_vretalking_audio1.wav", help="--real: speech file in the shared data")
+    ap.add_argument("--clip-cache", default=None, help="--real: existing preprocessing cache (e.g. .test-cache/corpus)")
+    ap.add_argument("--variants", default=None,
+                    help='--real: JSON list of post-config overrides, e.g. \'[{"colour_mode": "meanstd"}]\'')
     args = ap.parse_args()
+    if args.real:
+        torch.set_num_threads(max(args.threads, 2))
+        return real_main(args)
     torch.set_num_threads(args.threads)
 
     base = load_post_config(args.config)
@@ -150,6 +173,81 @@ def main() -> int:
         "seam_raw": round(mean["raw paste"][0], 4),
         "ms_per_frame_512": round(ms, 2),
     }))
+    return 0
+
+
+class _Recording:
+    """Wraps the neural generator; keeps its renders, masks and shift maps (CPU, compact dtypes)."""
+
+    def __init__(self, gen):
+        self.gen, self.valid_margin, self.items = gen, gen.valid_margin, []
+
+    def __call__(self, src_index, out_index, crops):
+        g = self.gen(src_index, out_index, crops)
+        self.items.append((g.rgb.half().cpu(), g.mask_orig.cpu() > 0.5, g.mask_new.cpu() > 0.5,
+                           g.shift.half().cpu(), (crops * 255).round().to(torch.uint8).cpu()))
+        return g
+
+
+def real_dub_inputs(video: Path, audio: Path, prior: str, clip_cache: str | None, cache: Path):
+    """Dub ``video`` once (zero-shot actor, no post) and return what the post stage would get."""
+    from d4e.data.preprocess import load_clip
+    from d4e.dub.config import load_dub_config
+    from d4e.dub.run import _neural_generator, dub
+
+    holder = {}
+
+    def make(ctx):
+        gen, _ = _neural_generator(ctx, load_clip(ctx.clip_dir), prior, None, None, cache, False)
+        holder["rec"] = _Recording(gen)
+        return holder["rec"]
+
+    dub(video, audio, cache / f"{video.stem}.mp4", prior=prior, cache_dir=cache, clip_cache=clip_cache,
+        config=load_dub_config(overrides={"adapt_steps": 0}), post=False, make_generator=make, progress=False)
+    rgb, mo, mn, shift, crops = (torch.cat(x) for x in zip(*holder["rec"].items))
+    return rgb.float(), mo, mn, shift.float(), crops.float() / 255.0, holder["rec"].valid_margin
+
+
+def real_main(args) -> int:
+    import tempfile
+
+    from d4e.dub.pipeline import erode_masks, plain_composite
+
+    variants = [{}] + (json.loads(args.variants) if args.variants else
+                       [{"detail": False}, {"colour_mode": "meanstd"}, {"pyramid_levels": 4},
+                        {"colour_mode": "meanstd", "pyramid_levels": 4}, {"feather_px": 8.0}, {"feather_px": 16.0}])
+    names = ["default"] + [json.dumps(v, sort_keys=True) for v in variants[1:]]
+    table: dict[str, list[tuple[float, float, float]]] = {n: [] for n in ["raw (plain composite)"] + names}
+    clips = args.real_clips.split(",")
+    with tempfile.TemporaryDirectory(prefix="bench_post_real_") as tmp:
+        for clip in clips:
+            rgb, mo, mn, shift, crops, margin = real_dub_inputs(SHARED / clip, SHARED / args.audio, args.prior,
+                                                                args.clip_cache, Path(tmp))
+            union = mo | mn
+
+            def scores(out):
+                out = (out * 255).round() / 255  # what the encoder gets
+                return (seam_score(out, crops, union), flicker_score(out, crops, union),
+                        sharpness_score(out, crops, union))
+
+            table["raw (plain composite)"].append(scores(plain_composite(rgb, crops, mo.float(), mn.float())[0]))
+            for name, over in zip(names, variants):
+                cfg = load_post_config(args.config, overrides=over)
+                blender, e = BorderBlender(cfg), max(0, cfg.support_radius() - margin)
+                outs = []
+                for a in range(0, len(rgb), 8):
+                    z = a + 8
+                    outs.append(blender(rgb[a:z], crops[a:z], erode_masks(mo[a:z].float(), e),
+                                        erode_masks(mn[a:z].float(), e), shift=shift[a:z])[0])
+                table[name].append(scores(torch.cat(outs)))
+    print(f"real dubs: {', '.join(clips)} with {args.audio} (zero-shot actor), crop space")
+    print(f"{'variant':<58}{'seam':>8}{'flicker':>9}{'sharp':>8}   per clip seam")
+    mean = {}
+    for k, rows in table.items():
+        mean[k] = [statistics.fmean(r[i] for r in rows) for i in range(3)]
+        print(f"{k:<58}{mean[k][0]:8.3f}{mean[k][1]:9.3f}{mean[k][2]:8.3f}   " + " ".join(f"{r[0]:.3f}" for r in rows))
+    print(json.dumps({"seam_post": round(mean["default"][0], 4), "seam_raw": round(mean["raw (plain composite)"][0], 4),
+                      "variants": {k: [round(x, 4) for x in v] for k, v in mean.items()}}))
     return 0
 
 

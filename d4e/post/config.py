@@ -45,7 +45,7 @@ class PostConfig:
     # (3) colour / brightness matching
     colour: bool = True
     """Match the generated region's colour and brightness to the original along the seam."""
-    colour_mode: str = "meanstd"
+    colour_mode: str = "mean"
     """``meanstd`` (per-channel gain and offset) or ``mean`` (per-channel offset only)."""
     colour_band: str = "inner"
     """Pixels used for the statistics: ``inner`` (band just inside the region edge) or ``both`` sides."""
@@ -72,7 +72,7 @@ class PostConfig:
     # (4) multi-band blending
     multiband: bool = True
     """Laplacian-pyramid blending (False: plain alpha blending)."""
-    pyramid_levels: int = 4
+    pyramid_levels: int = 5
     """Number of pyramid levels (including the low-pass residual); 1 = plain alpha blending."""
     margin_px: int = 4
     """Width of the fade that confines the coarse pyramid levels' spread beyond alpha's support."""

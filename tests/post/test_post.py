@@ -86,12 +86,17 @@ def test_seam_score_with_post_on_meets_goal_and_beats_raw(clips, clip):
     f = clips[clip][:4]
     sc = make_seam_scene(f)
     raw = sc.raw_paste()
-    out, alpha = _run(load_post_config(), sc)
+    # the synthetic render differs by a per-channel GAIN (and an offset): the gain + offset colour mode
+    # removes it; the default offset-only mode (chosen on real neural dubs, tools/bench_post.py --real,
+    # whose mismatch is mostly an offset) must still beat the raw paste clearly
+    out, alpha = _run(dataclasses.replace(load_post_config(), colour_mode="meanstd"), sc)
+    out_default, _ = _run(load_post_config(), sc)
     seam_raw = seam_score(raw, f, sc.union)
     seam_post = seam_score(out, f, sc.union)
     assert seam_raw > 1.25, seam_raw  # the synthetic paste has a visible seam
     assert seam_post <= 1.1, seam_post
     assert seam_post < seam_raw - 0.25
+    assert seam_score(out_default, f, sc.union) < seam_raw - 0.25
     assert out.dtype == torch.float32 and out.shape == f.shape and alpha.shape == (4, 1, SIZE, SIZE)
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
@@ -191,7 +196,8 @@ def test_interior_is_not_blurred(frames):
     deep = erode_mask(sc.union.float(), 6) > 0.5
     assert sharpness_score(out, sc.generated, deep) > 0.97
     # only the lowest frequencies of the original still reach in (multi-band), by a few 1e-3
-    assert float((out - sc.generated).abs()[deep.expand_as(out)].mean()) < 5e-3
+    # (0.008 with the default 5 pyramid levels, whose coarsest band reaches 32 px; 0.004 with 4)
+    assert float((out - sc.generated).abs()[deep.expand_as(out)].mean()) < 1e-2
 
 
 def test_empty_mask_returns_original(frames):

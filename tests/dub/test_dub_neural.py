@@ -91,6 +91,40 @@ def test_generator_masks_follow_the_new_mouth(setup):
     assert set(gen.timings) == {"edit", "raster", "render"}
 
 
+def test_surface_shift_is_zero_where_nothing_moved_and_large_at_the_moving_mouth(setup):
+    """The detail step's input: with the frame's own mouth the surface does not move; with a wide mouth
+    on a closed-mouth frame it moves by pixels at the lips and chin, not at the eyes. channels_last
+    rendering gives the same image."""
+    from d4e.dub.neural import NeuralGenerator, RenderSetup
+    from d4e.face.fit import split_expression
+
+    model, fit, may, prior = setup
+    opening = _mouth_opening(model, fit, torch.arange(fit.n_frames))
+    wide, closed = int(np.argmax(opening)), int(np.argmin(opening))
+    mouth = split_expression(model, fit.expression)[0]
+    new_mouth = torch.stack([mouth[closed], mouth[wide]])
+    crops = torch.from_numpy(np.stack([may.crops[closed]] * 2)).permute(0, 3, 1, 2).float() / 255
+    gens = [NeuralGenerator(RenderSetup(model=prior, actor_index=0, image_size=128, region_dilation=2), model, fit,
+                            np.asarray(may.crop_affine), 256, new_mouth, channels_last=cl) for cl in (False, True)]
+    g, g_cl = (gen(np.array([closed, closed]), np.array([0, 1]), crops) for gen in gens)
+    assert float((g.rgb - g_cl.rgb).abs().max()) < 1e-4
+    assert g.shift.shape == (2, 1, 256, 256)
+    same, moved = g.shift[0, 0], g.shift[1, 0]
+    on_mesh = torch.isfinite(same)
+    assert float(on_mesh.float().mean()) > 0.1
+    assert float(same[on_mesh].max()) < 0.05  # own mouth: nothing moved
+    lm = np.asarray(may.landmarks)[closed]
+    A = np.asarray(may.crop_affine)[closed]
+    def px(i):
+        x, y = A[:, :2] @ lm[i, :2] + A[:, 2]
+        return int(y), int(x)
+    chin, nose = px(152), px(1)  # chin tip, nose tip
+    y, x = chin
+    near_chin = moved[y - 12:y - 2, x - 5:x + 6]  # just above the chin tip, on the mesh
+    assert float(near_chin[torch.isfinite(near_chin)].median()) > 2.0
+    assert float(moved[nose]) < 0.5
+
+
 @pytest.mark.slow
 def test_neural_generator_through_the_frame_loop(setup):
     from d4e.dub.config import DubConfig

@@ -2,8 +2,11 @@
 
 Protocols (the dub itself is a callable, so any dubber can be measured the same way):
 
-* **sync check**: D4E's own sync model on every real clip with its own audio (true offset 0)
-  and with the audio delayed by 5 frames; ``sync_offset_error_frames`` = mean |error|.
+* **sync check**: D4E's own sync model on every real clip with its own audio and with the audio
+  delayed by 5 frames. The shared files are not all in sync: their offsets were measured by two
+  independent cues (leave-clips-out sync models and the lip cue, :mod:`d4e.eval.offset_study`) and are
+  listed in ``configs/sync.yaml`` (``train.clip_offsets``); ``sync_offset_error_frames`` is the mean
+  ``|sub-frame estimate - measured offset|`` over the clips with a measured offset.
 * **(a) self-reenactment on held-out frames**: the last ``--heldout-seconds`` of each clip are
   dubbed with their own audio by a dubber that only saw the ``--adapt-seconds`` before them
   (the actor is adapted there with ``--adapt-steps`` steps; 0: zero-shot, the prior's mean
@@ -13,7 +16,14 @@ Protocols (the dub itself is a callable, so any dubber can be measured the same 
   ``--heldout-seconds`` of another speech file (speech files taken in turn), with the same
   actor; sync score with that speech, FID against the actor's real frames, seam score.
 
-Per-clip budget (so that all clips and speech files fit in 20 minutes on 2 busy CPU cores):
+Cost (the run fits in 20 minutes on 2 CPU cores): each protocol computes only the figures it reports
+((a): PSNR, SSIM, LPIPS, LMD, seam, sync; (b): FID, seam, sync); every network (sync model, LPIPS and Inception
+backbones) is loaded once for all evaluations; what is measured on a held-out reference alone
+(tracking, mouth crops, Inception features, its own lip sync) is kept and reused by the second
+evaluation against it; FID uses Inception features of at most ``--fid-frames`` frames per video
+(evenly spread, full 299x299 input: frames are sampled, never downscaled); the sync check reads the
+preprocessing cache (``--cache``) instead of tracking; the wall seconds per stage are printed and
+stored in ``summary.json``. Per-clip budget:
 only the ``--heldout-seconds`` (default 2 s) at the end of each clip are dubbed and evaluated
 in both protocols, and the actor sees only the ``--adapt-seconds`` (default 4 s) before them
 for ``--adapt-steps`` (default 0) steps. No clip is dropped. Larger values measure more
@@ -138,42 +148,82 @@ def trim_speech(speech: Path, seconds: float, workdir: Path) -> Path:
     return out
 
 
-def sync_check(clips, model, max_offset: int = 15) -> dict:
-    """Offsets found on real clips with their own audio and with the audio delayed by 5 frames."""
+def sync_check(clips, model, measured: dict[str, float], max_offset: int = 15) -> dict:
+    """Offsets found on real clips with their own audio and with the audio delayed by 5 frames.
+
+    ``measured``: clip name (contains) -> the clip's audio offset established by independent cues
+    (``configs/sync.yaml`` ``train.clip_offsets``, from :mod:`d4e.eval.offset_study`); ``error`` is
+    ``|offset_subframe - measured|`` (None where no offset is established for the clip).
+    """
     from d4e.eval.sync import shift_audio, sync_offsets
 
     rows = {}
     for c in clips:
         r = sync_offsets(model, c, max_offset)
         r5 = sync_offsets(model, shift_audio(c, 5), max_offset)
-        rows[c.name] = {"offset": r.offset, "offset_delayed5": r5.offset, "lse_d": r.lse_d, "lse_c": r.lse_c}
+        truth = next((float(v) for k, v in measured.items() if k in c.name), None)
+        rows[c.name] = {"offset": r.offset, "offset_subframe": r.offset_subframe, "measured": truth,
+                        "error": None if truth is None else abs(r.offset_subframe - truth),
+                        "offset_delayed5": r5.offset, "moved": r5.offset - r.offset, "lse_d": r.lse_d, "lse_c": r.lse_c}
     return rows
 
 
-def self_reenactment(video: Path, dub_fn: DubFn, workdir: Path, args, cfg, weights, report_dir: Path):
+class Timer:
+    """Wall seconds per named stage, summed over clips (the profile printed and stored in summary.json)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+
+    def __call__(self, stage: str):
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            t = time.time()
+            try:
+                yield
+            finally:
+                self.totals[stage] = self.totals.get(stage, 0.0) + time.time() - t
+
+        return cm()
+
+
+def self_reenactment(video: Path, dub_fn: DubFn, workdir: Path, args, cfg, weights, report_dir: Path,
+                     models=None, timer: Timer | None = None):
     """Protocol (a): dub the held-out tail with its own audio; reference metrics against the real tail."""
     from d4e.eval.evaluate import evaluate_video
     from d4e.eval.report import write_report
 
-    head, tail = split_clip(video, args.heldout_seconds, args.adapt_seconds, workdir)
+    timer = timer or Timer()
+    with timer("split"):
+        head, tail = split_clip(video, args.heldout_seconds, args.adapt_seconds, workdir)
     out = workdir / f"{video.stem}.selfdub.mp4"
-    dub_fn(tail, tail, out, head)
-    res = evaluate_video(out, tail, None, weights, cfg, progress=False)
-    write_report(res, report_dir / f"self_{video.stem}", cfg.good)
+    with timer("dub (self)"):
+        dub_fn(tail, tail, out, head)
+    with timer("evaluate (self)"):
+        res = evaluate_video(out, tail, None, weights, cfg, progress=False, models=models)
+    with timer("report"):
+        write_report(res, report_dir / f"self_{video.stem}", cfg.good)
     return res
 
 
-def cross_dub(video: Path, speech: Path, dub_fn: DubFn, workdir: Path, args, cfg, weights, report_dir: Path):
+def cross_dub(video: Path, speech: Path, dub_fn: DubFn, workdir: Path, args, cfg, weights, report_dir: Path,
+              models=None, timer: Timer | None = None):
     """Protocol (b): dub the held-out tail with ``speech``; sync with the speech, FID against the real frames, seam."""
     from d4e.eval.evaluate import evaluate_video
     from d4e.eval.report import write_report
 
-    head, tail = split_clip(video, args.heldout_seconds, args.adapt_seconds, workdir)
-    speech = trim_speech(speech, args.heldout_seconds, workdir)
+    timer = timer or Timer()
+    with timer("split"):
+        head, tail = split_clip(video, args.heldout_seconds, args.adapt_seconds, workdir)
+        speech = trim_speech(speech, args.heldout_seconds, workdir)
     out = workdir / f"{video.stem}.x.{speech.stem}.mp4"
-    dub_fn(tail, speech, out, head)
-    res = evaluate_video(out, tail, speech, weights, cfg, progress=False)
-    write_report(res, report_dir / f"cross_{video.stem}_{speech.stem}", cfg.good)
+    with timer("dub (cross)"):
+        dub_fn(tail, speech, out, head)
+    with timer("evaluate (cross)"):
+        res = evaluate_video(out, tail, speech, weights, cfg, progress=False, models=models)
+    with timer("report"):
+        write_report(res, report_dir / f"cross_{video.stem}_{speech.stem}", cfg.good)
     return res
 
 
@@ -195,8 +245,8 @@ def _fmt(v) -> str:
 def run_all(args, dub_fn: DubFn | None = None) -> dict:
     from d4e.core.atomic import atomic_write_text
     from d4e.core.config import CONFIG_DIR, load_config
-    from d4e.eval.evaluate import EvalConfig
-    from d4e.eval.sync import load_sync_clips, load_sync_model
+    from d4e.eval.evaluate import EvalConfig, load_eval_models
+    from d4e.eval.sync import load_sync_clips
 
     data = Path(args.data)
     videos = sorted(data.glob("*.mp4"))
@@ -205,16 +255,40 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
     work, reports = out / "work", out / "reports"
     work.mkdir(parents=True, exist_ok=True)
     reasons: dict[str, str] = {}
-    cfg = load_config(EvalConfig, CONFIG_DIR / "eval.yaml", {"max_frames": args.max_frames} if args.max_frames else None)
+    overrides: dict = {"fid_max_frames": args.fid_frames or None}
+    if args.max_frames:
+        overrides["max_frames"] = args.max_frames
+    if args.sync_model:
+        overrides["sync_model"] = args.sync_model
+    cfg = load_config(EvalConfig, CONFIG_DIR / "eval.yaml", overrides)
     t0 = time.time()
+    timer = Timer()
+    import dataclasses
 
+    # each protocol computes what it reports: (a) the reference metrics (PSNR, SSIM, LPIPS, LMD), seam, sync;
+    # (b) FID against the real frames, seam, sync (its mouth follows other audio: reference metrics mean nothing)
+    cfg_self = dataclasses.replace(cfg, fid=False)
+    cfg_cross = dataclasses.replace(cfg, reference_metrics=False)
+
+    # every network loaded once for all evaluations (and each held-out reference measured once)
+    with timer("load models"):
+        models = load_eval_models(cfg, args.weights)
+    if models.sync_model is None:
+        raise D4EError(models.unavailable.get("sync", "no sync model"))
+    model = models.sync_model
     # sync check on the real clips
-    model, _ = load_sync_model(args.sync_model)
-    clips = load_sync_clips([args.cache] if args.cache else videos, model.cfg, progress=not args.no_progress)
-    sync_rows = sync_check(clips, model)
-    err0 = [abs(r["offset"]) for r in sync_rows.values()]
-    err5 = [abs(r["offset_delayed5"] - 5) for r in sync_rows.values()]
-    _log(f"sync check: {len(sync_rows)} clips, mean |offset| {np.mean(err0):.2f} frames (total {time.time() - t0:.0f} s)")
+    with timer("sync check (tracking)" if not args.cache else "sync check (cache)"):
+        clips = load_sync_clips([args.cache] if args.cache else videos, model.cfg, progress=not args.no_progress)
+        from d4e.eval.sync import SyncConfig
+
+        measured = load_config(SyncConfig, CONFIG_DIR / "sync.yaml").train.clip_offsets
+        sync_rows = sync_check(clips, model, measured)
+    err0 = [r["error"] for r in sync_rows.values() if r["error"] is not None]
+    err5 = [abs(r["moved"] - 5) for r in sync_rows.values()]
+    if not err0:
+        reasons["sync_offset_error_frames"] = "no clip with an established offset (configs/sync.yaml train.clip_offsets)"
+    _log(f"sync check: {len(sync_rows)} clips, mean |offset - measured| {(_mean(err0) if err0 else float('nan')):.2f} frames over {len(err0)} "
+         f"clips, 5-frame delay moved the estimate by 5+-1 on {sum(e <= 1 for e in err5)} (total {time.time() - t0:.0f} s)")
 
     dub_fn = dub_fn or make_d4e_dub(args.prior, args.adapt_steps, progress=not args.no_progress)
     self_rows, cross_rows = {}, {}
@@ -233,11 +307,16 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
         md = ["# D4E evaluation summary", "",
               "Lip-sync figures are from D4E's own sync model (assets/sync_model.d4e): "
               "not comparable with published LSE-C/LSE-D.", "",
-              "## Sync model check (real clips, own audio: true offset 0; audio delayed 5 frames: +5)", "",
-              "| clip | offset | offset, audio +5 | LSE-D | LSE-C |", "|---|---|---|---|---|"]
+              "## Sync model check (real clips; own audio against the offset measured by independent cues; audio delayed 5 frames)", "",
+              "| clip | offset | sub-frame | measured | error | offset, audio +5 | moved | LSE-D | LSE-C |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for k, r in sync_rows.items():
-            md.append(f"| {k} | {r['offset']:+d} | {r['offset_delayed5']:+d} | {r['lse_d']:.3f} | {r['lse_c']:.3f} |")
-        md += ["", f"mean |offset error|: {np.mean(err0):.2f} frames (own audio), {np.mean(err5):.2f} frames (delayed 5)", ""]
+            meas = "n/a" if r["measured"] is None else f"{r['measured']:+.2f}"
+            err = "n/a" if r["error"] is None else f"{r['error']:.2f}"
+            md.append(f"| {k} | {r['offset']:+d} | {r['offset_subframe']:+.2f} | {meas} | {err} | {r['offset_delayed5']:+d} | "
+                      f"{r['moved']:+d} | {r['lse_d']:.3f} | {r['lse_c']:.3f} |")
+        md += ["", f"mean |offset - measured|: {_fmt(_mean(err0))} frames over {len(err0)} clips; audio delayed 5 frames: "
+               f"estimate moved by 5+-1 on {sum(e <= 1 for e in err5)} of {len(err5)} clips", ""]
         cols = ["psnr", "ssim", "lpips", "lmd", "seam", "fid", "sync_offset_frames", "sync_lse_d", "sync_lse_c"]
         for title, rows in (("(a) Self-reenactment on held-out frames", self_rows), ("(b) Cross-dubbing", cross_rows)):
             md += [f"## {title}", "", "| run | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -254,8 +333,11 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
             md += ["## Not computed", ""] + [f"- **{k}**: {v}" for k, v in reasons.items()] + [""]
         md.append(f"Run time: {time.time() - t0:.0f} s")
         atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
+        md += ["", "Wall seconds per stage (all clips): " + ", ".join(f"{k} {v:.0f}" for k, v in timer.totals.items())]
         atomic_write_text(out / "summary.json", json.dumps(
-            {"summary": summary, "sync_check": sync_rows, "selfdub": self_rows, "crossdub": cross_rows, "not_computed": reasons},
+            {"summary": summary, "sync_check": sync_rows, "selfdub": self_rows, "crossdub": cross_rows, "not_computed": reasons,
+             "stage_seconds": {k: round(v, 1) for k, v in timer.totals.items()}, "seconds": round(time.time() - t0, 1),
+             "settings": {k: getattr(args, k) for k in ("heldout_seconds", "adapt_seconds", "adapt_steps", "fid_frames", "prior")}},
             indent=1))
         if not final:
             atomic_write_text(out / "summary.md", "\n".join(md + ["", f"(partial: {len(self_rows)} of {n_clips} clips done)"]) + "\n")
@@ -266,7 +348,7 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
         if "selfdub" not in reasons:
             try:
                 t1 = time.time()
-                r = self_reenactment(v, dub_fn, work, args, cfg, args.weights, reports)
+                r = self_reenactment(v, dub_fn, work, args, cfg_self, args.weights, reports, models, timer)
                 self_rows[v.stem] = r.metrics
                 _log(f"self  {v.stem}: {time.time() - t1:.0f} s, psnr {_fmt(r.metrics.get('psnr'))} "
                      f"ssim {_fmt(r.metrics.get('ssim'))} seam {_fmt(r.metrics.get('seam'))} (total {time.time() - t0:.0f} s)")
@@ -277,7 +359,7 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
             s = speeches[i % len(speeches)]
             try:
                 t1 = time.time()
-                r = cross_dub(v, s, dub_fn, work, args, cfg, args.weights, reports)
+                r = cross_dub(v, s, dub_fn, work, args, cfg_cross, args.weights, reports, models, timer)
                 cross_rows[f"{v.stem} x {s.stem}"] = r.metrics
                 _log(f"cross {v.stem} x {s.stem}: {time.time() - t1:.0f} s, sync offset "
                      f"{_fmt(r.metrics.get('sync_offset_frames'))} seam {_fmt(r.metrics.get('seam'))} (total {time.time() - t0:.0f} s)")
@@ -305,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adapt-seconds", type=float, default=4.0, help="seconds before the held-out part the actor is adapted on")
     p.add_argument("--adapt-steps", type=int, default=0, help="adaptation steps per actor (0: zero-shot, the prior's mean texture)")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate at most N frames per dub")
+    p.add_argument("--fid-frames", type=int, default=16,
+                   help="Inception features (FID) on at most N frames per video, evenly spread (0: every frame)")
     p.add_argument("--max-clips", type=int, default=None, help="only the first N clips for the dub protocols")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)

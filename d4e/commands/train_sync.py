@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     log = logging.getLogger("d4e.eval")
     log.info("sync model -> %s (train accuracy %.2f)", out, summary["train_accuracy"] or 0.0)
     for name, r in summary["offsets"].items():
-        tag = "held out" if name in summary["val_clips"] else "train"
+        tag = "held out" if name in summary["val_clips"] else ("excluded" if name in summary.get("excluded_clips", []) else "train")
         log.info("  %-28s %-8s offset %+d  (audio delayed 5 frames: %+d)  LSE-D %.3f  LSE-C %.3f",
                  name, tag, r["offset"], r["offset_shift5"], r["lse_d"], r["lse_c"])
     print(json.dumps({"out": str(out), **{k: summary[k] for k in ("steps", "final_loss", "train_accuracy")}}))

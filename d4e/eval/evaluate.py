@@ -32,7 +32,10 @@ from d4e.errors import D4EError, InputError, NoFaceError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalConfig", "GoodThresholds", "EvalResult", "evaluate_video", "lower_face_mask", "FACE_OVAL"]
+__all__ = [
+    "EvalConfig", "GoodThresholds", "EvalResult", "EvalModels", "load_eval_models", "evaluate_video", "lower_face_mask",
+    "FACE_OVAL",
+]
 
 #: MediaPipe face-oval landmarks in contour order
 FACE_OVAL: tuple[int, ...] = (
@@ -61,6 +64,12 @@ class EvalConfig:
     lpips_net: str = "alex"
     lpips_max_side: int = 512
     fid: bool = True
+    #: PSNR, SSIM, LPIPS and LMD against the reference (off for cross-dubbing, where the result's mouth
+    #: follows other audio and these figures mean nothing)
+    reference_metrics: bool = True
+    #: Inception features (FID) on at most this many frames, evenly spread over the evaluated frames and the
+    #: same frames of both videos (null: every frame). Frames are sampled, never resized below 299x299.
+    fid_max_frames: int | None = None
     #: half-width (px) of the band around the mask edge (d4e.post.metrics.seam_score, the dub issue's seam score)
     seam_band_px: int = 4
     sync_model: str | None = None
@@ -107,6 +116,60 @@ class EvalResult:
         }
 
 
+@dataclass
+class EvalModels:
+    """The networks :func:`evaluate_video` uses, loaded once and shared by many evaluations.
+
+    Attributes:
+        lpips: :class:`d4e.eval.perceptual.LPIPSMetric` or None.
+        inception: :class:`d4e.eval.perceptual.InceptionFeatures` or None.
+        sync_model: :class:`d4e.eval.sync.SyncNet` or None.
+        sync_header: the sync checkpoint's header.
+        unavailable: metric -> why its network is missing.
+        reference_memo: per reference video (path, size, mtime, frame count), what :func:`evaluate_video`
+            measured on it alone (tracking, mouth crops, Inception features, its own lip sync), so a second
+            evaluation against the same reference does not redo that work.
+    """
+
+    lpips: object | None
+    inception: object | None
+    sync_model: object | None
+    sync_header: dict
+    unavailable: dict
+    reference_memo: dict = field(default_factory=dict)
+
+
+def load_eval_models(config: EvalConfig | None = None, weights_dir: str | os.PathLike | None = None) -> EvalModels:
+    """Load the LPIPS / Inception backbones (when their files are in ``weights_dir`` or ``$D4E_WEIGHTS_DIR``)
+    and the sync model (``config.sync_model``, default the shipped one); missing ones are None with a reason."""
+    from d4e.eval.sync import load_sync_model
+
+    cfg = config or EvalConfig()
+    unavailable: dict[str, str] = {}
+    lpips_m = inception = None
+    try:
+        from d4e.eval.perceptual import LPIPSMetric
+
+        lpips_m = LPIPSMetric(cfg.lpips_net, weights_dir)
+    except D4EError as exc:
+        unavailable["lpips"] = str(exc)
+    if cfg.fid:
+        try:
+            from d4e.eval.perceptual import InceptionFeatures
+
+            inception = InceptionFeatures(weights_dir)
+        except D4EError as exc:
+            unavailable["fid"] = str(exc)
+    else:
+        unavailable["fid"] = "disabled in the config (fid: false)"
+    try:
+        sync_model, sync_header = load_sync_model(cfg.sync_model)
+    except D4EError as exc:
+        sync_model, sync_header = None, {}
+        unavailable["sync"] = str(exc)
+    return EvalModels(lpips_m, inception, sync_model, sync_header, unavailable)
+
+
 def lower_face_mask(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
     """The lower face (face oval below the line through the nose base, across the face's up axis).
 
@@ -147,6 +210,7 @@ def evaluate_video(
     weights_dir: str | os.PathLike | None = None,
     config: EvalConfig | None = None,
     progress: bool = True,
+    models: EvalModels | None = None,
 ) -> EvalResult:
     """Measure ``result`` against ``reference`` (see the module docs for the metric list).
 
@@ -159,6 +223,8 @@ def evaluate_video(
         weights_dir: folder with the LPIPS/FID backbones (None: ``$D4E_WEIGHTS_DIR``).
         config: :class:`EvalConfig` (defaults when None).
         progress: tqdm bar on stderr.
+        models: networks loaded once by :func:`load_eval_models` with the same ``config`` and ``weights_dir``
+            (None: loaded here). Its ``reference_memo`` also keeps the reference's own measurements.
 
     Raises:
         InputError: unreadable videos, different frame rates or aspect ratios.
@@ -169,7 +235,7 @@ def evaluate_video(
 
     from d4e.eval.landmarks import FaceMeshTracker, fill_invalid
     from d4e.eval.metrics import landmark_distance, psnr, seam_gradients, ssim
-    from d4e.eval.sync import NOT_COMPARABLE, SyncClip, _mel, cut_mouths, load_aligned_audio, load_sync_model, mouth_affines, sync_offsets
+    from d4e.eval.sync import NOT_COMPARABLE, SyncClip, _mel, cut_mouths, load_aligned_audio, mouth_affines, sync_offsets
     from d4e.io.video import VideoReader
 
     cfg = config or EvalConfig()
@@ -177,30 +243,17 @@ def evaluate_video(
     for p in (result, reference):
         if not p.is_file():
             raise InputError(f"video not found: {p}")
-    unavailable: dict[str, str] = {}
-
-    # --- optional network metrics
-    lpips_m = inception = None
-    try:
-        from d4e.eval.perceptual import LPIPSMetric
-
-        lpips_m = LPIPSMetric(cfg.lpips_net, weights_dir)
-    except D4EError as exc:
-        unavailable["lpips"] = str(exc)
-    if cfg.fid:
-        try:
-            from d4e.eval.perceptual import InceptionFeatures
-
-            inception = InceptionFeatures(weights_dir)
-        except D4EError as exc:
-            unavailable["fid"] = str(exc)
-    else:
+    # --- networks (optional metrics are None with a reason when their weights are missing)
+    if models is None:
+        models = load_eval_models(cfg, weights_dir)
+    unavailable: dict[str, str] = dict(models.unavailable)
+    lpips_m, inception = models.lpips, models.inception if cfg.fid else None
+    if not cfg.fid:
         unavailable["fid"] = "disabled in the config (fid: false)"
-    try:
-        sync_model, sync_header = load_sync_model(cfg.sync_model)
-    except D4EError as exc:
-        sync_model, sync_header = None, {}
-        unavailable["sync"] = str(exc)
+    if not cfg.reference_metrics:
+        for k in ("psnr", "ssim", "lpips", "lmd"):
+            unavailable[k] = "reference metrics off (reference_metrics: false, e.g. cross-dubbing: the mouth follows other audio)"
+    sync_model, sync_header = models.sync_model, models.sync_header
 
     rr, rf = VideoReader(result), VideoReader(reference)
     with rr, rf:
@@ -217,6 +270,14 @@ def evaluate_video(
         if n < 2:
             raise InputError(f"need at least 2 frames to evaluate, got {n}")
         H, W = iref.height, iref.width
+        st = reference.stat()
+        memo_key = (str(reference.resolve()), st.st_size, st.st_mtime_ns, n)
+        # the reference's own measurements, kept for a later evaluation against the same reference
+        memo = models.reference_memo.setdefault(memo_key, {"landmarks": None, "mouths": None, "inception": {}, "sync": None})
+        tracked = memo["landmarks"] is not None and (mcfg is None or memo["mouths"] is not None)
+        fid_frames = set(range(n))
+        if cfg.fid_max_frames is not None and n > cfg.fid_max_frames:
+            fid_frames = set(np.linspace(0, n - 1, max(2, cfg.fid_max_frames)).round().astype(int).tolist())
         picks = set(np.linspace(0, n - 1, max(1, cfg.report_frames)).round().astype(int).tolist())
         mcfg = sync_model.cfg if sync_model is not None else None
 
@@ -236,15 +297,23 @@ def evaluate_video(
             a, b = _to_tensor(buf_r), _to_tensor(buf_f)
             idx = np.array(buf_i)
             with torch.no_grad():
-                pf["psnr"][idx] = psnr(a, b).clamp(max=cfg.psnr_cap_db).double().numpy()
-                pf["ssim"][idx] = ssim(a, b, win_size=cfg.ssim_win_size).double().numpy()
-                if lpips_m is not None:
+                if cfg.reference_metrics:
+                    pf["psnr"][idx] = psnr(a, b).clamp(max=cfg.psnr_cap_db).double().numpy()
+                    pf["ssim"][idx] = ssim(a, b, win_size=cfg.ssim_win_size).double().numpy()
+                if lpips_m is not None and cfg.reference_metrics:
                     s = cfg.lpips_max_side / max(H, W)
                     aa, bb = (a, b) if s >= 1 else (F.interpolate(a, scale_factor=s, mode="area"), F.interpolate(b, scale_factor=s, mode="area"))
                     pf["lpips"][idx] = lpips_m(aa, bb).double().numpy()
                 if inception is not None:
-                    feats_r.append(inception(a).numpy())
-                    feats_f.append(inception(b).numpy())
+                    sel = [k for k, i in enumerate(buf_i) if i in fid_frames]
+                    if sel:
+                        known = memo["inception"]
+                        todo = [k for k in sel if buf_i[k] not in known]
+                        if todo:
+                            fr_ = inception(a[todo]).numpy()
+                            known.update({buf_i[k]: fr_[j] for j, k in enumerate(todo)})
+                        feats_r.append(np.stack([known[buf_i[k]] for k in sel]))
+                        feats_f.append(inception(b[sel]).numpy())
                 have = [k for k, m in enumerate(buf_mask) if m is not None]
                 if have:
                     mk = torch.from_numpy(np.stack([buf_mask[k] for k in have]))[:, None]
@@ -266,13 +335,16 @@ def evaluate_video(
                     break
                 if ff.shape[:2] != (H, W):
                     ff = cv2.resize(ff, (W, H), interpolation=cv2.INTER_AREA)
-                lr_ = tr_r(fr)
+                lr_ = memo["landmarks"][i] if tracked else tr_r(fr)
                 lf_ = lr_ if same else tr_f(ff)
                 lm_r.append(lr_)
                 lm_f.append(lf_)
                 if mcfg is not None:
                     z = np.zeros((mcfg.crop_h, mcfg.crop_w), np.uint8)
-                    mouths_r.append(cut_mouths(fr, mouth_affines(lr_[None], mcfg)[0], mcfg) if lr_ is not None else z)
+                    if tracked:
+                        mouths_r.append(memo["mouths"][i])
+                    else:
+                        mouths_r.append(cut_mouths(fr, mouth_affines(lr_[None], mcfg)[0], mcfg) if lr_ is not None else z)
                     if same:
                         mouths_f.append(mouths_r[-1])
                     else:
@@ -289,6 +361,8 @@ def evaluate_video(
             flush()
             bar.close()
         n = len(lm_r)
+        if not tracked:
+            memo["landmarks"], memo["mouths"] = list(lm_r), (list(mouths_r) if mcfg is not None else None)
 
     L_r, V_r = fill_invalid(lm_r)
     L_f, V_f = fill_invalid(lm_f)
@@ -301,16 +375,16 @@ def evaluate_video(
         pf[k] = pf[k][:n]
 
     metrics: dict = {
-        "psnr": float(np.nanmean(pf["psnr"])),
-        "ssim": float(np.nanmean(pf["ssim"])),
-        "lpips": float(np.nanmean(pf["lpips"])) if lpips_m is not None else None,
+        "psnr": float(np.nanmean(pf["psnr"])) if cfg.reference_metrics else None,
+        "ssim": float(np.nanmean(pf["ssim"])) if cfg.reference_metrics else None,
+        "lpips": float(np.nanmean(pf["lpips"])) if lpips_m is not None and cfg.reference_metrics else None,
         "fid": None,
-        "lmd": float(np.nanmean(pf["lmd"])) if both.any() else None,
+        "lmd": float(np.nanmean(pf["lmd"])) if both.any() and cfg.reference_metrics else None,
         "seam": seam_num / seam_den if seam_den > 0 else None,
         "result_tracked_fraction": float(V_f.mean()),
         "reference_tracked_fraction": float(V_r.mean()),
     }
-    if not both.any():
+    if not both.any() and cfg.reference_metrics:
         unavailable["lmd"] = "no frame where both videos have a tracked face"
     if seam_den <= 0:
         unavailable["seam"] = "no lower-face mask boundary found in the reference"
@@ -338,9 +412,12 @@ def evaluate_video(
                 metrics[k] = None
             unavailable["sync"] = str(exc)
         try:
-            samples = load_aligned_audio(reference, iref, None)
-            clip = SyncClip(reference.stem, np.stack(mouths_r), V_r, _mel(samples, mcfg.n_mels), iref.fps)
-            r0 = sync_offsets(sync_model, clip, cfg.sync_max_offset)
+            r0 = memo.get("sync")
+            if r0 is None:
+                samples = load_aligned_audio(reference, iref, None)
+                clip = SyncClip(reference.stem, np.stack(mouths_r), V_r, _mel(samples, mcfg.n_mels), iref.fps)
+                r0 = sync_offsets(sync_model, clip, cfg.sync_max_offset)
+                memo["sync"] = r0
             metrics.update({"reference_" + k: v for k, v in r0.to_dict().items() if k in sync_keys})
             curves["reference"] = r0.distances
         except D4EError as exc:

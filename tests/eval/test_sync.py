@@ -29,7 +29,6 @@ from d4e.eval.sync import (
 )
 
 WINDOWS = 120  # windows scored per clip (evenly spread): keeps the test fast
-HELD_OUT_TOLERANCE = 2  # frames, clips held out of the sync model's training (see test_true_offset_found_on_shared_clips)
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +62,32 @@ def test_shipped_model_is_small_and_documented():
     assert len(h["training"]["val_clips"]) == 3
 
 
+def measured_offsets() -> dict[str, float]:
+    """The shared files' audio offsets established by two independent cues (configs/sync.yaml, train.clip_offsets;
+    measured by d4e.eval.offset_study: leave-clips-out sync models and the lip cue agreeing within one frame)."""
+    from d4e.core.config import CONFIG_DIR, load_config
+
+    return load_config(SyncConfig, CONFIG_DIR / "sync.yaml").train.clip_offsets
+
+
 def test_true_offset_found_on_shared_clips(scored):
     held = read_header(DEFAULT_SYNC_MODEL)["training"]["val_clips"]
+    measured = measured_offsets()
     assert len(scored) == 17 and len(held) == 3
-    found = {}
+    found, truth = {}, {}
     for name, r in scored.items():
         r = r[0]
         found[name] = r.offset
         assert r.lse_c > 0 and 0 <= r.lse_d <= 2
         assert abs(r.offset_subframe - r.offset) <= 0.5
-    train = {k: v for k, v in found.items() if k not in held}
-    unseen = {k: v for k, v in found.items() if k in held}
-    # clips seen in training: in sync within one frame
-    assert all(abs(v) <= 1 for v in train.values()), found
-    # people never seen in training: within two frames. Their true offsets are not known: an independent
-    # cue (ridge regression from audio to lip opening, fitted on the other clips) also puts them about
-    # 2-3 frames off 0 in the same directions (see d4e/eval/sync.py, "Held-out clips").
-    assert all(abs(v) <= HELD_OUT_TOLERANCE for v in unseen.values()), found
+        m = [v for k, v in measured.items() if k in name]
+        if m:
+            truth[name] = m[0]
+    # the offset is established on every held-out clip and on most training clips
+    assert all(h in truth for h in held) and len(truth) >= 14, sorted(truth)
+    # the model finds it within one frame on every clip where it is established, held out or not
+    bad = {k: (found[k], round(t, 2)) for k, t in truth.items() if abs(found[k] - t) > 1}
+    assert not bad, f"offset (found, measured) off by more than one frame: {bad}"
 
 
 @pytest.mark.parametrize("shift", [5, -5])

@@ -179,6 +179,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None) -> t
         return x
     c = x.shape[1]
     k = _gaussian_kernel1d(sigma, r, x.device, x.dtype)
+    if _cv2_ok(x):
+        import cv2
+
+        k1 = k.numpy().reshape(-1, 1)
+        return _per_plane(x, lambda p: cv2.sepFilter2D(p, -1, k1, k1, borderType=cv2.BORDER_REPLICATE))
     y = F.pad(x, (r, r, 0, 0), mode="replicate")
     y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     y = F.pad(y, (0, 0, r, r), mode="replicate")

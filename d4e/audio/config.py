@@ -50,6 +50,8 @@ class TrainConfig:
     velocity_weight: float = 0.5
     #: extra loss on the mouth opening (inner-lip distance), in units of its corpus std
     opening_weight: float = 1.0
+    #: loss weight of 1 - Pearson correlation of predicted and tracked opening within each window
+    corr_weight: float = 0.0
     silence_prob: float = 0.15
     #: fraction of speech windows with a pause (silence / faint noise span) whose inside is the rest mouth
     pause_prob: float = 0.3

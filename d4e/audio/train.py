@@ -267,6 +267,8 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
     tc = cfg.train
     if tc.ensemble < 1:
         raise InputError(f"train.ensemble must be >= 1, got {tc.ensemble}")
+    if not 0.0 <= tc.val_fraction < 1.0 - tc.holdout:
+        raise InputError(f"train.val_fraction must be in [0, {1.0 - tc.holdout:g}) (1 - holdout), got {tc.val_fraction}")
     space, prep, dirs = prepare_corpus(cache_dirs, cfg, seed=tc.seed)
     R = 3 + 2 * sum(cfg.net.dilations)
     allmel = np.concatenate([p.mel[p.pad : len(p.mel) - p.pad] for p in prep])
@@ -326,6 +328,17 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
             eo = ((pred - tgt) * open_dir).sum(-1) / open_std  # error of the mouth opening (linearised)
             loss_open = ((eo**2) * mask).sum() / mask.sum().clamp(min=1)
             loss = loss_pos + tc.velocity_weight * loss_vel * 4.0 + tc.opening_weight * loss_open
+            if tc.corr_weight > 0:
+                # 1 - Pearson correlation of predicted and tracked opening within each window (scale-free)
+                po = (pred * open_dir).sum(-1)
+                to = (tgt * open_dir).sum(-1)
+                n = mask.sum(1).clamp(min=1)
+                pc = (po - (po * mask).sum(1, keepdim=True) / n[:, None]) * mask
+                tcen = (to - (to * mask).sum(1, keepdim=True) / n[:, None]) * mask
+                r = (pc * tcen).sum(1) / ((pc**2).sum(1) * (tcen**2).sum(1) + 1e-8).sqrt()
+                live = (tcen**2).sum(1) > 1e-6 * n  # windows whose tracked opening moves
+                if live.any():
+                    loss = loss + tc.corr_weight * (1 - r[live]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -7,7 +7,8 @@ HELP = "train the audio-to-expression (speech -> mouth/jaw) model on preprocesse
 DESCRIPTION = (
     "Train the person-generic network that maps speech to per-frame mouth/jaw coefficients, on every clip of "
     "the given preprocessing caches (d4e preprocess). The last 20%% of each clip is held out and evaluated "
-    "(lip vertex error, mouth-opening correlation); the checkpoint is written atomically at each evaluation."
+    "(lip vertex error, mouth-opening correlation); the 10%% before it is a validation slice, also kept out of "
+    "training, on which settings are chosen. The checkpoint is written atomically at each evaluation."
 )
 
 
@@ -16,6 +17,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output checkpoint (e.g. audio.ckpt)")
     p.add_argument("--config", default=None, help="YAML config (default: configs/audio.yaml)")
     p.add_argument("--steps", type=int, default=None, help="training steps (overrides the config)")
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                   help="fraction of every clip just before its held-out part kept out of training for validation "
+                        "(overrides the config; 0: train on it too, once settings are chosen)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -39,8 +43,12 @@ def main(args) -> int:
     ensure_writable_dir(out.parent if str(out.parent) else ".")
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {"train": {"steps": args.steps}} if args.steps is not None else None
-    cfg = load_audio_config(args.config, overrides)
+    train = {}
+    if args.steps is not None:
+        train["steps"] = args.steps
+    if args.val_fraction is not None:
+        train["val_fraction"] = args.val_fraction
+    cfg = load_audio_config(args.config, {"train": train} if train else None)
     model, metrics = train_audio_model(args.data, cfg, out=out, progress=not args.no_progress, log=log.info)
     log.info(f"held-out: lip vertex error {metrics['lve']:.4f} IOD, mouth-opening correlation {metrics['corr']:.3f}")
     log.info(f"wrote {out}")

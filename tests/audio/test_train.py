@@ -27,8 +27,14 @@ def test_train_audio_cli(corpus_cache, tmp_path):
     assert h["kind"] == "audio"
     assert h["heldout"]["step"] == 80
     assert 0.0 < h["heldout"]["lve"] < 0.2
-    assert h["heldout"]["loss"] < 0.85 * h["loss_start"]  # it learns (measured 3.08 -> 2.41)
+    # it learns: training loss down (measured 2.84 -> 2.60; with no validation slice 3.08 -> 2.41, the windows
+    # drawn differ) and the opening follows speech on unseen frames (measured held-out 0.31, validation 0.30)
+    assert h["heldout"]["loss"] < 0.95 * h["loss_start"]
+    assert h["heldout"]["corr"] > 0.15 and h["heldout"]["val_corr"] > 0.15
     assert len(h["provenance"]["clips"]) >= 10
+    # the validation slice (10% before the held-out 20%) is scored and kept out of training
+    assert 0.0 < h["heldout"]["val_lve"] < 0.2
+    assert 0.08 < h["val_frames"] / (h["train_frames"] + h["val_frames"]) < 0.15
     m = AudioModel.load(out)
     assert m.n_coeffs == 6 and m.net.dilations == [1, 2, 4]
     y = m.predict(np.zeros(16000, np.float32), fps=30.0)
@@ -85,3 +91,10 @@ def test_train_ensemble_is_mean_of_members(corpus_cache, tmp_path):
     np.testing.assert_allclose(loaded.predict(speech, fps=25.0), model.predict(speech, fps=25.0), atol=1e-5)
     h = read_header(out)
     assert h["net"]["members"] == 2 and h["heldout"]["members"] == 2  # evaluated once, at the end
+
+
+def test_train_audio_bad_val_fraction(corpus_cache, tmp_path, capsys):
+    out = tmp_path / "audio.ckpt"
+    assert entrypoint(["train-audio", "--data", str(corpus_cache), "--out", str(out), "--val-fraction", "0.9"]) == 2
+    assert "val_fraction" in capsys.readouterr().err
+    assert not out.exists()

@@ -5,7 +5,7 @@ Protocols (the dub itself is a callable, so any dubber can be measured the same 
 * **sync check**: D4E's own sync model on every real clip with its own audio and with the audio
   delayed by 5 frames. The shared files are not all in sync: their offsets were measured by two
   independent cues (leave-clips-out sync models and the lip cue, :mod:`d4e.eval.offset_study`) and are
-  listed in ``configs/sync.yaml`` (``train.clip_offsets``); ``sync_offset_error_frames`` is the mean
+  listed in ``configs/sync.yaml`` (``eval.measured_offsets``); ``sync_offset_error_frames`` is the mean
   ``|sub-frame estimate - measured offset|`` over the clips with a measured offset.
 * **(a) self-reenactment on held-out frames**: the last ``--heldout-seconds`` of each clip are
   dubbed with their own audio by a dubber that only saw the ``--adapt-seconds`` before them
@@ -152,7 +152,7 @@ def sync_check(clips, model, measured: dict[str, float], max_offset: int = 15) -
     """Offsets found on real clips with their own audio and with the audio delayed by 5 frames.
 
     ``measured``: clip name (contains) -> the clip's audio offset established by independent cues
-    (``configs/sync.yaml`` ``train.clip_offsets``, from :mod:`d4e.eval.offset_study`); ``error`` is
+    (``configs/sync.yaml`` ``eval.measured_offsets``, from :mod:`d4e.eval.offset_study`); ``error`` is
     ``|offset_subframe - measured|`` (None where no offset is established for the clip).
     """
     from d4e.eval.sync import shift_audio, sync_offsets
@@ -281,12 +281,12 @@ def run_all(args, dub_fn: DubFn | None = None) -> dict:
         clips = load_sync_clips([args.cache] if args.cache else videos, model.cfg, progress=not args.no_progress)
         from d4e.eval.sync import SyncConfig
 
-        measured = load_config(SyncConfig, CONFIG_DIR / "sync.yaml").train.clip_offsets
+        measured = load_config(SyncConfig, CONFIG_DIR / "sync.yaml").eval.measured_offsets
         sync_rows = sync_check(clips, model, measured)
     err0 = [r["error"] for r in sync_rows.values() if r["error"] is not None]
     err5 = [abs(r["moved"] - 5) for r in sync_rows.values()]
     if not err0:
-        reasons["sync_offset_error_frames"] = "no clip with an established offset (configs/sync.yaml train.clip_offsets)"
+        reasons["sync_offset_error_frames"] = "no clip with an established offset (configs/sync.yaml eval.measured_offsets)"
     _log(f"sync check: {len(sync_rows)} clips, mean |offset - measured| {(_mean(err0) if err0 else float('nan')):.2f} frames over {len(err0)} "
          f"clips, 5-frame delay moved the estimate by 5+-1 on {sum(e <= 1 for e in err5)} (total {time.time() - t0:.0f} s)")
 

@@ -274,12 +274,12 @@ def evaluate_video(
         memo_key = (str(reference.resolve()), st.st_size, st.st_mtime_ns, n)
         # the reference's own measurements, kept for a later evaluation against the same reference
         memo = models.reference_memo.setdefault(memo_key, {"landmarks": None, "mouths": None, "inception": {}, "sync": None})
+        mcfg = sync_model.cfg if sync_model is not None else None
         tracked = memo["landmarks"] is not None and (mcfg is None or memo["mouths"] is not None)
         fid_frames = set(range(n))
         if cfg.fid_max_frames is not None and n > cfg.fid_max_frames:
             fid_frames = set(np.linspace(0, n - 1, max(2, cfg.fid_max_frames)).round().astype(int).tolist())
         picks = set(np.linspace(0, n - 1, max(1, cfg.report_frames)).round().astype(int).tolist())
-        mcfg = sync_model.cfg if sync_model is not None else None
 
         pf = {k: np.full(n, np.nan) for k in ("psnr", "ssim", "lpips", "lmd", "seam")}
         feats_r, feats_f = [], []

@@ -16,7 +16,17 @@ models that never saw it and sets two cues beside it that share nothing with tho
   maximises the mean onset strength (a positive energy derivative) right at release, summed over all
   closures of the clip. Only the timing of the lips against sound, no learned model.
 
-Run ``python -m d4e.eval.offset_study CACHE --out runs/offsets`` (a few CPU minutes per fold).
+Findings on the 17 shared clips (5 folds x 800 steps, about 2 CPU minutes each; round 2 with
+``--corrections`` = the mean of round 1's two cues): the fold models and the lip cue agree within one
+frame on 14 clips, with offsets from -2.3 to +5.5 frames (``configs/sync.yaml`` ``train.clip_offsets``);
+they disagree by 1.1-1.8 frames on ``hdtf_WDA_BobMenendez_000``, ``hdtf_WDA_KatieHill_000`` and
+``vretalking_face4`` (not established). The bilabial cue agrees with them within about a frame on
+clips with many clear closures (``dfrf_cnn2`` 84 closures, ``edtalk_pose_source2`` 68,
+``mimictalk_German`` 28, ``pcavs_741400163`` 17, ``edtalk_Obama`` 13: -0.2, +1.6, +0.1, +1.9, +5.6) but
+is unusable on the short clips (1-8 closures) and wrong on ``dfrf_french`` (-5.1 with 51 closures):
+it was not used for the measured offsets.
+
+Run ``python -m d4e.eval.offset_study CACHE --out runs/offsets [--corrections runs/offsets/corr.json]``.
 Offset convention everywhere: ``k > 0`` means the audio lags the video by ``k`` frames.
 """
 

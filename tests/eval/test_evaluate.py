@@ -18,7 +18,7 @@ from d4e.eval.perceptual import LPIPS_FILES
 from d4e.eval.report import write_report
 
 CLIP = "hdtf_WDA_KatieHill_000.mp4"  # 200 frames, 512x512, 25 fps
-# 500 frames, 512x512, 25 fps; its audio offset is established (configs/sync.yaml train.clip_offsets: +0.3),
+# 500 frames, 512x512, 25 fps; its audio offset is established (configs/sync.yaml eval.measured_offsets: +0.3),
 # KatieHill's is not (the two independent cues disagree), so the delayed-audio check runs on this one
 SYNC_CLIP = "mimictalk_German.mp4"
 
@@ -124,7 +124,7 @@ def test_delayed_audio_is_reported(shared_data, tmp_path):
     from d4e.core.config import CONFIG_DIR, load_config
     from d4e.eval.sync import SyncConfig
 
-    measured = load_config(SyncConfig, CONFIG_DIR / "sync.yaml").train.clip_offsets[Path(SYNC_CLIP).stem]
+    measured = load_config(SyncConfig, CONFIG_DIR / "sync.yaml").eval.measured_offsets[Path(SYNC_CLIP).stem]
     assert abs(r.metrics["reference_sync_offset_frames"] - measured) <= 1
     # at offset 0 the delayed audio is further from the mouth than the original audio
     assert r.sync_curves["result"][15] > r.sync_curves["reference"][15] + 0.05
@@ -157,3 +157,28 @@ def test_eval_cli(media, tmp_path):
     )
     assert bad.returncode == 2 and bad.stderr.startswith("d4e: error:") and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r2").exists()
+
+
+def test_shared_models_and_reference_memo_give_the_same_figures(media):
+    """Networks loaded once and the reference's own measurements reused (eval_all's path): the same figures as a
+    fresh evaluation, and a cross-dub style evaluation (reference metrics off) reports them as not computed."""
+    import dataclasses
+
+    from d4e.eval.evaluate import load_eval_models
+
+    cfg = _cfg(max_frames=12)
+    models = load_eval_models(cfg, media["weights"])
+    first = evaluate_video(media["degraded"], media["ref"], None, media["weights"], cfg, progress=False, models=models)
+    assert len(models.reference_memo) == 1
+    (memo,) = models.reference_memo.values()
+    assert len(memo["landmarks"]) == 12 and memo["sync"] is not None
+    again = evaluate_video(media["degraded"], media["ref"], None, media["weights"], cfg, progress=False, models=models)
+    fresh = evaluate_video(media["degraded"], media["ref"], None, media["weights"], cfg, progress=False)
+    for k, v in fresh.metrics.items():
+        for other in (first, again):
+            w = other.metrics[k]
+            assert (v is None and w is None) or v == pytest.approx(w, rel=1e-6, abs=1e-9), (k, v, w)
+    cross = evaluate_video(media["degraded"], media["ref"], None, media["weights"],
+                           dataclasses.replace(cfg, reference_metrics=False), progress=False, models=models)
+    assert cross.metrics["psnr"] is None and cross.metrics["lpips"] is None and "psnr" in cross.unavailable
+    assert cross.metrics["seam"] == pytest.approx(fresh.metrics["seam"], rel=1e-6)

@@ -238,8 +238,7 @@ class NeuralGenerator:
     @torch.no_grad()
     def __call__(self, src_index: np.ndarray, out_index: np.ndarray, crops: torch.Tensor) -> Generated:
         from d4e.face.fit import combine_expression, posed_vertices, split_expression
-        from d4e.dub.pipeline import dilate_square
-        from d4e.render.geometry import crop_vertices
+        from d4e.render.geometry import crop_vertices, dilate
 
         t0 = time.perf_counter()
         src = torch.as_tensor(np.asarray(src_index), dtype=torch.long)
@@ -264,7 +263,7 @@ class NeuralGenerator:
         batch = {
             "uv": maps["uv"][b:],
             "face_mask": maps["face_mask"][b:],
-            "region": dilate_square(torch.maximum(region_orig, region_new), int(round(self.valid_margin * scale))),
+            "region": dilate(torch.maximum(region_orig, region_new), int(round(self.valid_margin * scale))),
             "crop": crop_r.to(self.device).contiguous(memory_format=self.memory_format),
             "actor": torch.full((b,), self.setup.actor_index, dtype=torch.long, device=self.device),
         }

@@ -248,25 +248,14 @@ def _skip_counts(timeline: Timeline, selection: FrameSelection) -> dict[str, int
     }
 
 
-def dilate_square(mask: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Grey dilation of ``(B, C, H, W)`` by a square of radius ``pixels`` (max over the window; outside ignored).
-
-    Separable (a row max then a column max): equal to ``max_pool2d(mask, 2 r + 1, 1, r)`` at
-    ``O(r)`` instead of ``O(r^2)`` per pixel.
-    """
-    if pixels <= 0:
-        return mask
-    k = 2 * pixels + 1
-    x = F.max_pool2d(mask, (1, k), stride=1, padding=(0, pixels))
-    return F.max_pool2d(x, (k, 1), stride=1, padding=(pixels, 0))
-
-
 def erode_masks(mask: torch.Tensor, pixels: int) -> torch.Tensor:
     """Binary erosion of ``(B, 1, H, W)`` masks by a square of radius ``pixels`` (outside the image counts as in)."""
     if pixels <= 0:
         return mask
+    from d4e.render.geometry import dilate
+
     inv = 1.0 - (mask > 0.5).float()
-    return 1.0 - dilate_square(inv, pixels)
+    return 1.0 - dilate(inv, pixels)
 
 
 def post_erosion(generator, post) -> int:

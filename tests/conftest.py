@@ -43,6 +43,18 @@ def corpus_cache(shared_data) -> Path:
     return out
 
 
+def pytest_report_header(config):
+    """Free disk where the suite writes: a full disk fails many tests at once."""
+    import shutil
+    import tempfile
+
+    lines = []
+    for label, where in (("repo (.test-cache)", REPO), ("temp", Path(tempfile.gettempdir()))):
+        free = shutil.disk_usage(where).free / 2**30
+        lines.append(f"d4e: free disk at {label} {where}: {free:.1f} GiB")
+    return lines
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

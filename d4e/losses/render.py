@@ -1,6 +1,6 @@
 """The weighted training loss of the deferred neural renderer.
 
-``total = w_l1 * L1(out, gt) + w_ssim * SSIM(out, gt) + w_vgg * VGG(out, gt)
+``total = w_l1 * L1(out, gt) + w_ssim * SSIM(out, gt) + w_hf * HF(out, gt) + w_vgg * VGG(out, gt)
 + w_tex_rgb * L1(tex[:3] * face_mask, gt * face_mask)`` (+ the adversarial
 term, added by the trainer, which owns the discriminator).
 ``out`` is the composited render, so pixels outside the generated region
@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from d4e.core.check import check_shape
+from d4e.losses.frequency import high_frequency_loss
 from d4e.losses.perceptual import build_perceptual_loss
 from d4e.losses.photometric import l1_loss, ssim_loss
 
@@ -32,6 +33,10 @@ class LossConfig:
     vgg_weights: str | None = None
     #: DNR auxiliary loss tying texture channels 0..2 to RGB on the face mask
     tex_rgb: float = 0.1
+    #: high-frequency term (d4e.losses.frequency): L1 on image gradients / Laplacian; 0 = off
+    hf: float = 0.0
+    #: its kind: gradient | laplacian
+    hf_kind: str = "gradient"
     #: adversarial (LSGAN, patch discriminator) weight; 0 = no discriminator
     adversarial: float = 0.0
     #: discriminator width / layers
@@ -63,6 +68,8 @@ class RenderLoss(nn.Module):
             parts["l1"] = c.l1 * l1_loss(out, target)
         if c.ssim > 0:
             parts["ssim"] = c.ssim * ssim_loss(out, target, c.ssim_window)
+        if c.hf > 0:
+            parts["hf"] = c.hf * high_frequency_loss(out, target, c.hf_kind)
         if self.perceptual is not None:
             parts["vgg"] = c.vgg * self.perceptual(out, target)
         if c.tex_rgb > 0 and tex_rgb is not None and face_mask is not None:

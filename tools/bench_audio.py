@@ -18,6 +18,22 @@ training), with the actor's style calibrated on the first 80% only:
   10-minute 44.1 kHz stereo WAV (decode + resample + features + network), with the
   peak memory of 1- and 10-minute runs (separate processes) to show it is flat.
 
+Aligned figures (``*_aligned``). The shared files are not all in sync: the sync
+study of issue 10 (``python -m d4e.eval.offset_study``: leave-clips-out sync models
+that never saw the clip, and the independent lip cue ``d4e.eval.lipcue``, agreeing
+within a frame) measured audio offsets from -2 to +5.5 frames (> 0: the audio lags
+the video), recorded in ``configs/sync.yaml`` ``eval.measured_offsets``. Scoring a
+prediction made from a file's audio against that file's tracked mouth then mixes the
+model's error with the file's own offset. The plain figures (``lve``, ``corr``,
+baselines) stay as they were: the file's audio against its tracked frames. The
+``*_aligned`` figures use the same model, audio and held-out frames, but each clip's
+tracked mouth (landmarks for the style calibration, lip points and opening for the
+scores) is delayed by its measured offset, ``tracked'(t) = tracked(t - offset)``
+(fractional: linear interpolation), so audio and mouth are in sync. Held-out frames
+whose delayed position has no tracked frame on both sides are dropped (at most
+ceil(|offset|) per clip); clips without an established offset (not in the table)
+are scored as they are and listed in ``aligned_missing``.
+
 Ends with one JSON line.
 """
 
@@ -87,6 +103,7 @@ def main() -> int:
     from d4e.audio.stream import pause_frames
     from d4e.audio.style import apply_style, calibrate_style
     from d4e.audio.targets import LIPS, MOUTH, opening_of_points
+    from d4e.audio.data import delay_frames
     from d4e.audio.train import pearson, prepare_corpus
     from d4e.io.audio import load_audio
 
@@ -116,10 +133,12 @@ def main() -> int:
     _, prep, _ = prepare_corpus([data], cfg, space=model.space)
     lip = [MOUTH.index(i) for i in LIPS]
 
-    def scores(pred, p, sel):
+    def scores(pred, p, sel, points=None):
+        """(lve, corr) of ``pred`` against the tracked lip points ``points`` (default: the clip's own)."""
+        points = p.tg.points if points is None else points
         pts = model.mouth_points(pred, p.tg.actor_mean)
-        err = np.linalg.norm(pts[:, lip] - p.tg.points[:, lip], axis=-1).max(1)
-        return float(err[sel].mean()), pearson(opening_of_points(pts)[sel], p.tg.opening[sel])
+        err = np.linalg.norm(pts[:, lip] - points[:, lip], axis=-1).max(1)
+        return float(err[sel].mean()), pearson(opening_of_points(pts)[sel], opening_of_points(points)[sel])
 
     speech = load_audio(shared / args.speech)
     sil_s = 10.0
@@ -134,17 +153,36 @@ def main() -> int:
         sel[: c.split] = False
         if sel.sum() < 3:
             continue
+        audio = c.file_audio  # the file's own audio (a model trained with offsets corrected still sees it here)
         a_split = int(round(c.split / c.fps * 16000))
-        style = calibrate_style(model, c.audio[:a_split], c.fps, c.landmarks[: c.split], c.valid[: c.split])
+        style = calibrate_style(model, audio[:a_split], c.fps, c.landmarks[: c.split], c.valid[: c.split])
         style["audio_style.mouth_mean"] = p.tg.actor_mean
-        pred = apply_style(model.predict(c.audio, c.fps, c.n_frames), style)
-        shifted = np.concatenate([np.zeros(16000, np.float32), c.audio])[: len(c.audio)]
-        pred_sh = apply_style(model.predict(shifted, c.fps, c.n_frames), style)
-        generic = model.predict(c.audio, c.fps, c.n_frames)
+        generic = model.predict(audio, c.fps, c.n_frames)
+        pred = apply_style(generic, style)
+        shifted = np.concatenate([np.zeros(16000, np.float32), audio])[: len(audio)]
+        generic_sh = model.predict(shifted, c.fps, c.n_frames)
+        pred_sh = apply_style(generic_sh, style)
         lve, corr = scores(pred, p, sel)
         lve_g, corr_g = scores(generic, p, sel)
         lve_sh, corr_sh = scores(pred_sh, p, sel)
         lve_mean, _ = scores(np.zeros_like(pred), p, sel)
+        # aligned: the tracked mouth delayed by the file's measured audio offset (see the module docstring)
+        off = c.measured_offset
+        al = dict(lve_al=lve, corr_al=corr, lve_sh_al=lve_sh, corr_sh_al=corr_sh, lve_mean_al=lve_mean, n_al=int(sel.sum()))
+        if off is not None and off != 0.0:
+            lmk_al, ok = delay_frames(c.landmarks, off)
+            v0, _ = delay_frames(c.valid.astype(np.float32), np.floor(off))
+            v1, _ = delay_frames(c.valid.astype(np.float32), np.ceil(off))
+            valid_al = ok & (v0 > 0.5) & (v1 > 0.5)
+            pts_al, _ = delay_frames(p.tg.points, off)
+            sel_al = sel & valid_al
+            style_al = calibrate_style(model, audio[:a_split], c.fps, lmk_al[: c.split], valid_al[: c.split])
+            style_al["audio_style.mouth_mean"] = p.tg.actor_mean
+            pr, pr_sh = apply_style(generic, style_al), apply_style(generic_sh, style_al)
+            al["lve_al"], al["corr_al"] = scores(pr, p, sel_al, pts_al)
+            al["lve_sh_al"], al["corr_sh_al"] = scores(pr_sh, p, sel_al, pts_al)
+            al["lve_mean_al"], _ = scores(np.zeros_like(pr), p, sel_al, pts_al)
+            al["n_al"] = int(sel_al.sum())
         neutral_open = float(opening_of_points(model.mouth_points(style["audio_style.neutral"][None], p.tg.actor_mean))[0])
         for kind, a in silent.items():
             y = apply_style(model.predict(a, c.fps), style)
@@ -164,11 +202,13 @@ def main() -> int:
             pause_open_net.append(float(opening_of_points(model.mouth_points(yu, p.tg.actor_mean))[quiet].max())
                                   - neutral_open)
         rows.append(dict(clip=c.clip_id, n=int(sel.sum()), lve=lve, corr=corr, lve_generic=lve_g, corr_generic=corr_g,
-                         lve_shift=lve_sh, corr_shift=corr_sh, lve_mean=lve_mean))
+                         lve_shift=lve_sh, corr_shift=corr_sh, lve_mean=lve_mean, offset=off, **al))
     w = np.array([r["n"] for r in rows], float)
+    w_al = np.array([r["n_al"] for r in rows], float)
 
     def avg(key):
-        return float(np.dot([r[key] for r in rows], w) / w.sum())
+        ww = w_al if key.endswith("_al") else w
+        return float(np.dot([r[key] for r in rows], ww) / ww.sum())
 
     print(f"{'clip':40s} {'frames':>6s} {'lve':>7s} {'corr':>6s} | {'generic':>7s} {'corr':>6s} | "
           f"{'mean':>7s} | {'shift1s':>7s} {'corr':>6s}")
@@ -178,6 +218,19 @@ def main() -> int:
     print(f"{'ALL (frame-weighted)':40s} {int(w.sum()):6d} {avg('lve'):7.4f} {avg('corr'):6.3f} | "
           f"{avg('lve_generic'):7.4f} {avg('corr_generic'):6.3f} | {avg('lve_mean'):7.4f} | "
           f"{avg('lve_shift'):7.4f} {avg('corr_shift'):6.3f}")
+    print("\naligned (tracked mouth delayed by the measured audio offset, configs/sync.yaml eval.measured_offsets):")
+    print(f"{'clip':40s} {'offset':>6s} {'frames':>6s} {'lve':>7s} {'corr':>6s} -> {'lve_al':>7s} {'corr_al':>7s} | "
+          f"{'mean_al':>7s} | {'shift_al':>8s} {'corr':>6s}")
+    for r in rows:
+        o = "n/a" if r["offset"] is None else f"{r['offset']:+.1f}"
+        print(f"{r['clip']:40s} {o:>6s} {r['n_al']:6d} {r['lve']:7.4f} {r['corr']:6.3f} -> {r['lve_al']:7.4f} "
+              f"{r['corr_al']:7.3f} | {r['lve_mean_al']:7.4f} | {r['lve_sh_al']:8.4f} {r['corr_sh_al']:6.3f}")
+    print(f"{'ALL (frame-weighted)':40s} {'':>6s} {int(w_al.sum()):6d} {avg('lve'):7.4f} {avg('corr'):6.3f} -> "
+          f"{avg('lve_al'):7.4f} {avg('corr_al'):7.3f} | {avg('lve_mean_al'):7.4f} | {avg('lve_sh_al'):8.4f} "
+          f"{avg('corr_sh_al'):6.3f}")
+    missing = [r["clip"] for r in rows if r["offset"] is None]
+    if missing:
+        print(f"no established offset (scored as they are in the aligned figures): {', '.join(missing)}")
     sc = cfg.silence
     print(f"silence (digital, -60 dBFS noise; {len(rows)} actors): max opening above neutral {max(sil_open):.4f} IOD "
           f"(bound {sc.open_margin}), max frame-to-frame lip motion {max(sil_motion):.5f} IOD (bound {sc.motion_bound})")
@@ -213,6 +266,13 @@ def main() -> int:
         "pause_max_open_ungated": round(max(pause_open_net), 5) if pause_open_net else None,
         "peak_rss_mib_1min": round(mem_short, 1),
         "peak_rss_mib_long": round(mem_long, 1),
+        "lve_aligned": round(avg("lve_al"), 5),
+        "corr_aligned": round(avg("corr_al"), 4),
+        "corr_mean_baseline_aligned": 0.0,
+        "corr_shifted_baseline_aligned": round(avg("corr_sh_al"), 4),
+        "lve_mean_baseline_aligned": round(avg("lve_mean_al"), 5),
+        "lve_shifted_baseline_aligned": round(avg("lve_sh_al"), 5),
+        "aligned_missing": missing,
     }
     print(json.dumps(out))
     return 0

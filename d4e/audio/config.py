@@ -74,6 +74,14 @@ class TrainConfig:
     time_masks: int = 0
     time_mask_s: float = 0.1
     eval_every: int = 500
+    #: audio offsets of the training clips: "none" (every file taken as in sync) or "measured" (each clip's
+    #: audio advanced by its measured offset, so audio and mouth are in sync when training and validating)
+    offsets: str = "none"
+    #: clip name (contained in the cache folder name) -> audio offset in frames (> 0: audio lags video);
+    #: empty: the sync study's ``eval.measured_offsets`` in configs/sync.yaml
+    clip_offsets: dict[str, float] = field(default_factory=dict)
+    #: with ``offsets: measured``, clips with no offset: "keep" (trained as they are) or "exclude" (not trained)
+    unestablished: str = "keep"
     seed: int = 0
     #: networks trained with seeds ``seed, seed + 1, ...`` whose mean is the model (>= 1)
     ensemble: int = 1

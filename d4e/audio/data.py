@@ -26,6 +26,12 @@ class Clip:
         split: index of the first held-out frame (last ``holdout`` fraction).
         val_start: index of the first validation frame: frames ``[val_start, split)`` are left out of
             training and score settings (``val_start == split``: no validation slice).
+        file_audio: ``float32 (A,)`` the audio as the file has it (``audio`` is this advanced by ``offset``
+            frames when the clip's measured audio offset was corrected; default: ``audio``).
+        offset: frames by which ``audio`` was advanced against ``file_audio`` (> 0: the file's audio lags
+            its video by that much, so the correction plays it earlier).
+        measured_offset: the clip's measured audio offset in frames (None: not established).
+        train: the clip contributes training windows (False: left out of training, still scored).
     """
 
     clip_id: str
@@ -35,10 +41,16 @@ class Clip:
     valid: np.ndarray
     split: int
     val_start: int = -1
+    file_audio: np.ndarray | None = None
+    offset: float = 0.0
+    measured_offset: float | None = None
+    train: bool = True
 
     def __post_init__(self):
         if self.val_start < 0:
             self.val_start = self.split
+        if self.file_audio is None:
+            self.file_audio = self.audio
 
     @property
     def n_frames(self) -> int:
@@ -105,6 +117,115 @@ def load_clip(d: str | os.PathLike, holdout: float = 0.2, val_fraction: float = 
     return Clip(clip_id=d.name, audio=np.asarray(audio, np.float32), fps=float(meta["fps"]),
                 landmarks=np.asarray(lmk, np.float32), valid=np.asarray(valid, bool),
                 split=split, val_start=val_start)
+
+
+def measured_offsets(path: str | os.PathLike | None = None) -> dict[str, float]:
+    """The shared clips' measured audio offsets (frames, > 0: audio lags video), ``{clip name: frames}``.
+
+    Read from ``eval.measured_offsets`` of ``configs/sync.yaml`` (default ``path``) as plain YAML:
+    the sync study (``python -m d4e.eval.offset_study``, issue 10) measured them, and ``d4e.audio``
+    does not import ``d4e.eval`` (a stage beside it). A missing file or key gives ``{}``.
+    """
+    import yaml
+
+    from d4e.core.config import CONFIG_DIR
+
+    path = Path(path) if path is not None else CONFIG_DIR / "sync.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"cannot parse {path}: {exc}".splitlines()[0]) from None
+    offs = (data.get("eval") or {}).get("measured_offsets") or {}
+    if not isinstance(offs, dict):
+        raise InputError(f"{path}: eval.measured_offsets must be a mapping")
+    return {str(k): float(v) for k, v in offs.items()}
+
+
+def offset_of(clip_id: str, offsets: dict[str, float]) -> float | None:
+    """The entry of ``offsets`` for a cache clip (``<stem>-<hash>``): the key equal to the stem, else the one
+    key contained in ``clip_id`` (as ``train.clip_offsets`` of the sync model matches); None if no key does."""
+    stem = clip_id.rsplit("-", 1)[0] if "-" in clip_id else clip_id
+    if stem in offsets:
+        return float(offsets[stem])
+    hits = [k for k in offsets if k in clip_id]
+    if len(hits) > 1:
+        raise InputError(f"{clip_id}: more than one clip offset entry matches ({', '.join(sorted(hits))})")
+    return float(offsets[hits[0]]) if hits else None
+
+
+def advance_audio(audio: np.ndarray, frames: float, fps: float, sr: int = 16000) -> np.ndarray:
+    """``audio`` played ``frames`` video frames earlier (later if negative), same length, zeros where none.
+
+    The shift is rounded to whole samples (1/16000 s), so fractional frames are kept.
+
+    Args:
+        audio: ``float32 (A,)``.
+        frames: shift in frames of ``fps``; a file whose audio lags its video by ``frames`` is in
+            sync after this.
+
+    Returns:
+        ``float32 (A,)``.
+    """
+    audio = np.asarray(audio, np.float32)
+    k = int(round(frames / fps * sr))
+    if k == 0:
+        return audio.copy()
+    out = np.zeros_like(audio)
+    if k > 0:
+        out[: max(len(audio) - k, 0)] = audio[k:]
+    else:
+        out[-k:] = audio[: len(audio) + k]
+    return out
+
+
+def delay_frames(x: np.ndarray, frames: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame values delayed by ``frames`` (fractional: linear interpolation): ``y[t] = x(t - frames)``.
+
+    Args:
+        x: ``(N, ...)`` per-frame values.
+        frames: delay in frames (negative: advance).
+
+    Returns:
+        ``(y (N, ...) float32, ok (N,) bool)``; ``ok`` is False where ``t - frames`` falls outside
+        ``[0, N - 1]`` (``y`` holds the nearest end there).
+    """
+    x = np.asarray(x)
+    n = len(x)
+    t = np.arange(n) - float(frames)
+    ok = (t >= -1e-9) & (t <= n - 1 + 1e-9)
+    tc = np.clip(t, 0, n - 1)
+    i0 = np.floor(tc).astype(int)
+    i1 = np.minimum(i0 + 1, n - 1)
+    w = (tc - i0).reshape((-1,) + (1,) * (x.ndim - 1))
+    y = x[i0] * (1 - w) + x[i1] * w
+    return y.astype(np.float32), ok
+
+
+def apply_offsets(clips: list[Clip], offsets: dict[str, float], correct: bool, unestablished: str = "keep"
+                  ) -> list[Clip]:
+    """Record each clip's measured offset and, with ``correct``, advance its training audio by it.
+
+    Args:
+        clips: loaded clips (changed in place and returned).
+        offsets: ``{clip name: frames}`` (see :func:`offset_of`).
+        correct: advance ``clip.audio`` by the clip's offset (``clip.file_audio`` keeps the file's).
+        unestablished: clips without an offset: ``"keep"`` (trained as they are) or ``"exclude"``
+            (left out of training; still scored, in the file's own alignment). Only with ``correct``.
+    """
+    if unestablished not in ("keep", "exclude"):
+        raise InputError(f"unestablished must be 'keep' or 'exclude', got {unestablished!r}")
+    for c in clips:
+        c.measured_offset = offset_of(c.clip_id, offsets)
+        if not correct:
+            continue
+        if c.measured_offset is None:
+            c.train = unestablished == "keep"
+        elif c.measured_offset != 0.0:
+            c.audio = advance_audio(c.file_audio, c.measured_offset, c.fps)
+            c.offset = c.measured_offset
+    return clips
 
 
 def clip_targets(clip: Clip, space: MouthSpace, rest_quantile: float = 0.15) -> ClipTargets:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from d4e.audio.config import AudioConfig
-from d4e.audio.data import Clip, ClipTargets, clip_dirs, clip_targets, load_clip
+from d4e.audio.data import (Clip, ClipTargets, advance_audio, apply_offsets, clip_dirs, clip_targets, load_clip,
+                            measured_offsets)
 from d4e.audio.model import AudioModel
 from d4e.audio.net import SILENCE_LOGMEL, AudioExprNet, EnsembleNet
 from d4e.audio.norm import UtteranceStats, apply_shift, utterance_shift
@@ -79,6 +80,8 @@ def _track(clip: Clip, tg: ClipTargets, R: int, speed: float = 1.0, smooth_s: fl
     rows_tgt = coeffs[i0] * (1 - w) + coeffs[i1] * w
     train = clip.valid.copy()
     train[clip.val_start:] = False  # validation and held-out frames never train
+    if not clip.train:  # left out of training (train.unestablished: exclude)
+        train[:] = False
     rows_ok = train[i0] & train[i1]
     return mel, pad, rows_tgt.astype(np.float32), rows_ok
 
@@ -97,7 +100,8 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
     tc = cfg.train
     L = 2 * (n_rows - 1) + 2 * R + 1
     mels, tgts, masks = [], [], []
-    weights = np.array([max(p.rows_ok.sum(), 1) for p in prep], np.float64) ** 0.5  # favour short clips a bit
+    weights = np.array([max(p.rows_ok.sum(), 1) if p.clip.train else 0 for p in prep], np.float64) ** 0.5
+    # (** 0.5 favours short clips a bit; clips left out of training get no windows)
     weights /= weights.sum()
     while len(mels) < tc.batch:
         p = prep[rng.choice(len(prep), p=weights)]
@@ -177,8 +181,28 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
             torch.from_numpy(np.stack(masks).astype(np.float32)))
 
 
+ALIGNMENTS = ("trained", "file", "measured")
+
+
+def clip_audio(c: Clip, align: str = "trained") -> np.ndarray:
+    """The audio of ``c`` in an alignment: ``"trained"`` (as the model was trained: corrected when
+    ``train.offsets`` is ``measured``), ``"file"`` (the file's own) or ``"measured"`` (the file's
+    advanced by the clip's measured offset; the file's own where none is established)."""
+    if align == "trained":
+        return c.audio
+    if align == "file":
+        return c.file_audio
+    if align == "measured":
+        if c.measured_offset is None:
+            return c.file_audio
+        if c.offset == c.measured_offset:
+            return c.audio
+        return advance_audio(c.file_audio, c.measured_offset, c.fps)
+    raise ValueError(f"unknown alignment {align!r} (one of {ALIGNMENTS})")
+
+
 def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, shift_s: float = 0.0,
-             part: str | None = None) -> dict[str, float]:
+             part: str | None = None, align: str = "trained", per_clip: list | None = None) -> dict[str, float]:
     """Lip vertex error and opening correlation on one part of the frames of each clip.
 
     ``lve``: mean over frames of the largest lip-point distance (inter-ocular units);
@@ -188,6 +212,8 @@ def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, sh
     Args:
         part: ``"heldout"`` (frames ``[split, N)``), ``"val"`` (``[val_start, split)``) or
             ``"train"`` (``[0, val_start)``); default from ``held_out``.
+        align: which audio is fed against the tracked frames (:func:`clip_audio`).
+        per_clip: if a list, one ``{"clip", "n", "lve", "corr", "measured_offset"}`` per scored clip is appended.
     """
     part = part or ("heldout" if held_out else "train")
     if part not in ("heldout", "val", "train"):
@@ -200,7 +226,7 @@ def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, sh
         sel[lo:hi] = c.valid[lo:hi]
         if sel.sum() < 3:
             continue
-        audio = c.audio
+        audio = clip_audio(c, align)
         if shift_s:
             k = int(round(shift_s * 16000))
             audio = np.concatenate([np.zeros(k, np.float32), audio])[: len(c.audio)]
@@ -211,6 +237,9 @@ def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, sh
         lves.append(float(err[sel].mean()))
         corrs.append(pearson(op[sel], p.tg.opening[sel]))
         ws.append(float(sel.sum()))
+        if per_clip is not None:
+            per_clip.append({"clip": c.clip_id, "n": int(sel.sum()), "lve": lves[-1], "corr": corrs[-1],
+                             "measured_offset": c.measured_offset, "trained": bool(c.train)})
     w = np.array(ws)
     if not len(w):
         return {"lve": float("nan"), "corr": float("nan")}
@@ -227,11 +256,20 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space: MouthSpace | None = None,
                    seed: int = 0) -> tuple[MouthSpace, list[_Prepared], list[Path]]:
-    """Load every clip, learn (or reuse) the mouth space from training frames, build targets."""
+    """Load every clip, learn (or reuse) the mouth space from training frames, build targets.
+
+    Every clip's measured audio offset is recorded (``train.clip_offsets``, or configs/sync.yaml's
+    ``eval.measured_offsets`` when empty); with ``train.offsets: measured`` the training audio is
+    corrected by it (:func:`d4e.audio.data.apply_offsets`).
+    """
+    tc = cfg.train
+    if tc.offsets not in ("none", "measured"):
+        raise InputError(f"train.offsets must be 'none' or 'measured', got {tc.offsets!r}")
     dirs = clip_dirs(cache_dirs)
-    clips = [load_clip(d, cfg.train.holdout, cfg.train.val_fraction) for d in dirs]
+    clips = [load_clip(d, tc.holdout, tc.val_fraction) for d in dirs]
+    apply_offsets(clips, dict(tc.clip_offsets) or measured_offsets(), tc.offsets == "measured", tc.unestablished)
     clips = [c for c in clips if c.valid[: c.val_start].sum() >= 10]
-    if not clips:
+    if not any(c.train for c in clips):
         raise InputError("no clip has enough tracked training frames")
     if space is None:
         sets = [c.landmarks[: c.split][c.valid[: c.split]] for c in clips]
@@ -287,8 +325,11 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
     open_dir = torch.from_numpy((b[:, MOUTH.index(INNER_LOWER), 1] - b[:, MOUTH.index(INNER_UPPER), 1]).copy())
     open_std = float(np.sqrt(((open_dir.numpy() * space.std) ** 2).sum())) + 1e-6
     meta = {"provenance": {"clips": [d.name for d in dirs],
-                           "audio_sha256": {p.clip.clip_id: _sha(p.clip.audio) for p in prep}},
-            "train_frames": int(sum(p.clip.valid[: p.clip.val_start].sum() for p in prep)),
+                           "audio_sha256": {p.clip.clip_id: _sha(p.clip.file_audio) for p in prep}},
+            "audio_offsets": {"mode": tc.offsets, "unestablished": tc.unestablished,
+                              "corrected": {p.clip.clip_id: p.clip.offset for p in prep if p.clip.offset},
+                              "not_trained": [p.clip.clip_id for p in prep if not p.clip.train]},
+            "train_frames": int(sum(p.clip.valid[: p.clip.val_start].sum() for p in prep if p.clip.train)),
             "val_frames": int(sum(p.clip.valid[p.clip.val_start : p.clip.split].sum() for p in prep))}
     bar = None
     if progress:
@@ -360,6 +401,10 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
                 if tc.val_fraction > 0:
                     val = evaluate(model, prep, part="val")
                     metrics["val_lve"], metrics["val_corr"] = val["lve"], val["corr"]
+                    # the same frames with the file's own audio and with every measured offset corrected
+                    for al in ("file", "measured"):
+                        val = evaluate(model, prep, part="val", align=al)
+                        metrics[f"val_lve_{al}"], metrics[f"val_corr_{al}"] = val["lve"], val["corr"]
                 metrics["step"] = step + 1
                 metrics["members"] = k + 1
                 metrics["minutes"] = (time.time() - t0) / 60

@@ -8,7 +8,9 @@ DESCRIPTION = (
     "Train the person-generic network that maps speech to per-frame mouth/jaw coefficients, on every clip of "
     "the given preprocessing caches (d4e preprocess). The last 20%% of each clip is held out and evaluated "
     "(lip vertex error, mouth-opening correlation); the 10%% before it is a validation slice, also kept out of "
-    "training, on which settings are chosen. The checkpoint is written atomically at each evaluation."
+    "training, on which settings are chosen. With --offsets measured, each clip's audio is first moved by its "
+    "measured audio offset (the shared files are not all in sync). The checkpoint is written atomically at each "
+    "evaluation."
 )
 
 
@@ -20,6 +22,13 @@ def add_arguments(p) -> None:
     p.add_argument("--val-fraction", type=float, default=None, metavar="F",
                    help="fraction of every clip just before its held-out part kept out of training for validation "
                         "(overrides the config; 0: train on it too, once settings are chosen)")
+    p.add_argument("--offsets", choices=("none", "measured"), default=None,
+                   help="measured: correct each training clip's audio by its measured audio offset (train.clip_offsets, "
+                        "default configs/sync.yaml eval.measured_offsets); none: take every file as in sync "
+                        "(overrides the config)")
+    p.add_argument("--unestablished", choices=("keep", "exclude"), default=None,
+                   help="with --offsets measured: clips with no measured offset are trained as they are (keep) or "
+                        "left out of training (exclude); overrides the config")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -48,6 +57,10 @@ def main(args) -> int:
         train["steps"] = args.steps
     if args.val_fraction is not None:
         train["val_fraction"] = args.val_fraction
+    if args.offsets is not None:
+        train["offsets"] = args.offsets
+    if args.unestablished is not None:
+        train["unestablished"] = args.unestablished
     cfg = load_audio_config(args.config, {"train": train} if train else None)
     model, metrics = train_audio_model(args.data, cfg, out=out, progress=not args.no_progress, log=log.info)
     log.info(f"held-out: lip vertex error {metrics['lve']:.4f} IOD, mouth-opening correlation {metrics['corr']:.3f}")

@@ -516,6 +516,21 @@ class SyncResult:
         }
 
 
+def _audio_supported(w: _Windows, centres: np.ndarray, max_offset: int) -> np.ndarray:
+    """The centres whose audio window lies inside the audio at every offset searched.
+
+    A window reaching past either end of the audio is padded with silence; scoring such windows at
+    some offsets and not at others biases the far offsets (a quiet mouth matches the padding), so
+    every offset is scored on the same frames: those whose audio is real at all of them. When the
+    clip is too short for any such frame (audio under ``2 * max_offset`` frames plus one window), all
+    centres are scored, padding included.
+    """
+    half = w.cfg.mel_rows // 2
+    rows = np.round((centres[:, None] + np.array([-max_offset, max_offset])[None]) / w.clip.fps * 100.0)
+    ok = (rows[:, 0] - half >= 0) & (rows[:, 1] - half + w.cfg.mel_rows <= len(w.mel))
+    return centres[ok] if ok.any() else centres
+
+
 @torch.no_grad()
 def sync_offsets(
     model: SyncNet, clip: SyncClip, max_offset: int = 15, batch: int = 256, max_windows: int | None = None
@@ -540,7 +555,7 @@ def sync_offsets(
     if len(w.centres) == 0:
         raise NoFaceError(f"{clip.name}: no window of {model.cfg.n_frames} consecutive tracked frames to score lip sync")
     offsets = np.arange(-max_offset, max_offset + 1)
-    centres = w.centres
+    centres = _audio_supported(w, w.centres, max_offset)
     if max_windows is not None and len(centres) > max_windows:
         centres = centres[np.linspace(0, len(centres) - 1, max_windows).round().astype(int)]
     # every audio position is embedded once (windows at c + k overlap for neighbouring frames)

@@ -184,3 +184,17 @@ def test_training_options_motion_and_geometry_jitter(corpus_cache, tmp_path):
     assert m.video[0][0].in_channels == 2 * 5 - 1
     m2, h = load_sync_model(tmp_path / "m.d4e")
     assert h["model_config"]["motion"] is True and m2.video[0][0].in_channels == 9
+
+
+def test_offsets_are_scored_on_frames_with_real_audio_only(model, clips):
+    """Every offset is scored on the same frames: those whose audio window is real (not padding) at all
+    of them. Audio cut 1 s short: the last second of frames (and 15 more) is not scored, and a clip whose
+    audio ends after its video is scored on every frame but the first and last 15 plus a window."""
+    c = next(c for c in clips if c.name.startswith("mimictalk_Trump"))
+    r = sync_offsets(model, c, max_offset=15)
+    short = type(c)(c.name, c.mouths, c.valid, c.mel[: len(c.mel) - 100], c.fps)
+    rs = sync_offsets(model, short, max_offset=15)
+    frames = np.flatnonzero(~np.isnan(rs.per_frame_distance))
+    audio_end = (len(short.mel) - model.cfg.mel_rows // 2) / 100.0 * c.fps  # last frame with a whole window
+    assert frames.max() + 15 <= audio_end and frames.min() - 15 >= model.cfg.mel_rows / 2 / 100.0 * c.fps - 1
+    assert r.n_windows - rs.n_windows >= c.fps - 1

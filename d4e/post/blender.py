@@ -41,7 +41,7 @@ class BorderBlender:
     3. **colour** -- per-channel gain/offset taking the generated image onto the original in a band
        along the region edge (also EMA-smoothed when ``temporal``); then **detail** -- where the face
        surface did not move (``shift`` map from the generator), the generated image's finest band is
-       replaced by the original's;
+       replaced by the original's; then, if ``sharpen``, an unsharp mask of fixed gain where it was not;
     4. **multi-band** -- Laplacian-pyramid blending with alpha's Gaussian pyramid; the coarse
        levels' spread beyond alpha's support fades out over ``margin_px``.
 
@@ -196,6 +196,7 @@ class BorderBlender:
             g = (g * gain + offset).clamp(0.0, 1.0)
 
         # (3b) the original's fine detail where the surface did not move
+        w = None
         if c.detail and shift is not None:
             check_shape(shift, [str(B), "1", str(H), str(W)], "shift")
             t = c.detail_shift_px
@@ -204,6 +205,13 @@ class BorderBlender:
             hf = torch.cat([o, g], 1)
             hf = hf - gaussian_blur(hf, c.detail_sigma_px, r)
             g = (g + w * (hf[:, :3] - hf[:, 3:])).clamp(0.0, 1.0)
+
+        # (3c) unsharp mask of the render where (3b) did not put the original's detail back
+        if c.sharpen and c.sharpen_amount > 0:
+            r = int(math.ceil(3 * c.sharpen_sigma_px))
+            fine = g - gaussian_blur(g, c.sharpen_sigma_px, r)
+            gain = c.sharpen_amount if w is None else c.sharpen_amount * (1.0 - w)
+            g = (g + gain * fine).clamp(0.0, 1.0)
 
         # (4) multi-band blending, confined to alpha's support plus a fading margin
         levels = min(c.pyramid_levels, max_pyramid_levels(y1 - y0, x1 - x0)) if c.multiband else 1

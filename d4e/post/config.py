@@ -69,6 +69,17 @@ class PostConfig:
     detail_shift_px: float = 1.0
     """Full transfer where the surface moved at most this far (pixels); none beyond twice this."""
 
+    # (3c) unsharp mask
+    sharpen: bool = False
+    """Unsharp mask of the generated image: ``g + sharpen_amount * (g - gaussian_blur(g, sharpen_sigma_px))``,
+    where the detail step (3b) did not replace the fine band with the original's (weight ``1 - w`` of
+    that step; everywhere when it is off or has no shift map). Restores high-frequency energy the
+    renderer loses, with one fixed gain for every frame (not fitted to any frame's statistics)."""
+    sharpen_amount: float = 0.0
+    """Gain of the fine band added back (0 = nothing)."""
+    sharpen_sigma_px: float = 1.5
+    """Gaussian sigma (pixels) of the unsharp mask's blur."""
+
     # (4) multi-band blending
     multiband: bool = True
     """Laplacian-pyramid blending (False: plain alpha blending)."""
@@ -100,6 +111,9 @@ class PostConfig:
             raise InputError(f"post config: detail_sigma_px must be > 0, got {self.detail_sigma_px}")
         if not self.detail_shift_px > 0:
             raise InputError(f"post config: detail_shift_px must be > 0, got {self.detail_shift_px}")
+        if not self.sharpen_amount >= 0 or not self.sharpen_sigma_px > 0:
+            raise InputError("post config: sharpen_amount must be >= 0 and sharpen_sigma_px > 0, got "
+                             f"{self.sharpen_amount} / {self.sharpen_sigma_px}")
         if self.temporal_reach_px < 0:
             raise InputError(f"post config: temporal_reach_px must be >= 0, got {self.temporal_reach_px}")
         if self.margin_px < 1:

@@ -372,3 +372,34 @@ def test_detail_step_transfers_the_originals_fine_band_only_where_the_surface_di
     # outside the blended region nothing changes
     assert torch.equal(on[~_chebyshev_within(sc.union, cfg.support_radius()).expand_as(on)],
                        sc.original[~_chebyshev_within(sc.union, cfg.support_radius()).expand_as(on)])
+
+
+def test_sharpen_step_restores_fine_band_with_a_fixed_gain_and_spares_the_detail_area(frames):
+    """A soft render regains Laplacian variance with the unsharp mask, more with a larger gain; amount 0
+    or the switch off = no change; where the detail step transferred the original's band (shift 0) the
+    mask does nothing; pixels beyond the support radius stay exact."""
+    sc = make_seam_scene(frames[:3])
+    soft = F.avg_pool2d(sc.generated, 5, stride=1, padding=2, count_include_pad=False)
+    base = dataclasses.replace(load_post_config(), colour=False, detail=False, temporal=False)
+    deep = erode_mask(sc.union.float(), 8) > 0.5
+
+    def run(**kw):
+        return BorderBlender(dataclasses.replace(base, **kw))(soft, sc.original, sc.mask_orig, sc.mask_new)[0]
+
+    off = run(sharpen=False, sharpen_amount=2.0)
+    assert torch.equal(run(sharpen=True, sharpen_amount=0.0), off)
+    s = [sharpness_score(x, sc.original, deep) for x in (off, run(sharpen=True, sharpen_amount=1.0),
+                                                         run(sharpen=True, sharpen_amount=3.0))]
+    assert s[0] < 0.5 and s[1] > 1.5 * s[0] and s[2] > 1.5 * s[1], s
+    on = run(sharpen=True, sharpen_amount=3.0)
+    far = ~_chebyshev_within(sc.union, base.support_radius()).expand_as(on)
+    assert torch.equal(on[far], sc.original[far])
+    # with the detail step on and the surface still everywhere, the unsharp mask has nothing left to do
+    still = torch.zeros(3, 1, SIZE, SIZE)
+    cfg = dataclasses.replace(base, detail=True)
+    d_off, _ = BorderBlender(cfg)(soft, sc.original, sc.mask_orig, sc.mask_new, shift=still)
+    d_on, _ = BorderBlender(dataclasses.replace(cfg, sharpen=True, sharpen_amount=3.0))(
+        soft, sc.original, sc.mask_orig, sc.mask_new, shift=still)
+    assert torch.equal(d_on, d_off)
+    with pytest.raises(InputError):
+        PostConfig(sharpen_amount=-1.0)

@@ -32,7 +32,7 @@ def _cfg(**kw) -> EvalConfig:
 
 @pytest.fixture(scope="module")
 def media(shared_data, tmp_path_factory):
-    """A degraded 'dub' (blurred lower face with a brighter pasted box) and a 5-frame-delayed audio file."""
+    """A degraded 'dub' (blurred lower face with a brighter pasted box) and LPIPS weights."""
     from d4e.eval.landmarks import FaceMeshTracker
     from d4e.eval.sync import load_aligned_audio
     from d4e.io.video import VideoReader
@@ -55,19 +55,13 @@ def media(shared_data, tmp_path_factory):
             frames.append((f * (1 - m) + g * m).astype(np.uint8))
     audio = load_aligned_audio(ref, info, None)
     write_video(d / "degraded.mp4", frames, info.fps, audio=audio, preset="ultrafast")
-    delayed = np.concatenate([np.zeros(int(round(5 / info.fps * 16000)), np.float32), audio])
-    with wave.open(str(d / "delayed.wav"), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes((np.clip(delayed, -1, 1) * 32767).astype("<i2").tobytes())
     wdir = d / "weights"
     wdir.mkdir()
     from torchvision.models import alexnet
 
     torch.manual_seed(0)
     torch.save(alexnet().state_dict(), wdir / LPIPS_FILES["alex"])
-    return {"ref": ref, "degraded": d / "degraded.mp4", "delayed": d / "delayed.wav", "weights": wdir, "dir": d}
+    return {"ref": ref, "degraded": d / "degraded.mp4", "weights": wdir, "dir": d}
 
 
 @pytest.fixture(scope="module")

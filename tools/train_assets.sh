@@ -31,7 +31,8 @@ mkdir -p "$BUILD"
 
 "$D4E" preprocess "$DATA"/*.mp4 --out "$BUILD/corpus" --workers 2
 "$D4E" build-face-model "$BUILD/corpus" --out assets/face_model.d4e
-"$D4E" train-audio --data "$BUILD/corpus" --out assets/audio_model.d4e --threads 1 --val-fraction 0
+"$D4E" train-audio --data "$BUILD/corpus" --out assets/audio_model.d4e --threads 1 --val-fraction 0 \
+    --offsets measured --unestablished exclude
 "$D4E" train-sync --data "$BUILD/corpus" --out assets/sync_model.d4e
 "$D4E" train-prior --data "$BUILD/corpus" --out "$BUILD/prior-full.ckpt" --steps "$PRIOR_STEPS" \
     --config configs/prior.yaml --threads 2

@@ -27,7 +27,10 @@ and outside the timed runs (cached in ``--cache``); the JSON says which actor wa
 
 The border post-process runs twice: with configs/post.yaml (the JSON figures) and with its detail
 step switched off (``sharpness``/``flicker`` printed side by side: the detail step puts the
-original's fine band back where the face surface did not move).
+original's fine band back where the face surface did not move); when the config's sharpen step
+(unsharp mask) is on, a third time with it off (``sharpness_nosharpen``/``flicker_nosharpen``).
+``--adapt-config`` adapts the actor with another adaptation YAML (cached per config); the JSON then
+also gives the held-out PSNR adapt measured (``adapt_psnr``) and the config's ``loss.hf`` weight.
 
 The preprocessing cache is warmed (and the face fit cached) before the timed runs.
 Ends with one JSON line.
@@ -153,6 +156,9 @@ def main() -> None:
     p.add_argument("--adapt-steps", type=int, default=-1,
                    help="without --actor: adaptation steps (default -1: configs/adapt.yaml, what `d4e dub` does; "
                         "0: zero-shot, the prior's mean texture)")
+    p.add_argument("--post-config", default=None, help="post YAML (default configs/post.yaml)")
+    p.add_argument("--adapt-config", default=None,
+                   help="adaptation YAML for the actor adapted on the fly (default configs/adapt.yaml)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = p.parse_args()
@@ -168,22 +174,27 @@ def main() -> None:
     cfg = load_dub_config(overrides=over)
     from d4e.post.config import load_post_config
 
-    post_cfg = load_post_config()
+    post_cfg = load_post_config(args.post_config)
+    from d4e.adapt.config import load_adapt_config
+
+    adapt_cfg = load_adapt_config(args.adapt_config)
     with tempfile.TemporaryDirectory(prefix="bench_dub_") as tmp:
         tmp = Path(tmp)
         cache = Path(args.cache) if args.cache else tmp / "cache"
-        actor = prepare_actor(args, cfg, cache)
+        actor, adapt_info = prepare_actor(args, cfg, adapt_cfg, cache)
         print(f"actor: {actor}", file=sys.stderr)
         results = {}
-        runs = (("raw", False, None), ("post", True, post_cfg),
-                ("post_nodetail", True, dataclasses.replace(post_cfg, detail=False)))
+        runs = [("raw", False, None), ("post", True, post_cfg),
+                ("post_nodetail", True, dataclasses.replace(post_cfg, detail=False))]
+        if post_cfg.sharpen and post_cfg.sharpen_amount > 0:
+            runs.append(("post_nosharpen", True, dataclasses.replace(post_cfg, sharpen=False)))
         for name, post, pcfg in runs:
             rec = Recorder()
             out = tmp / f"{name}.mp4"
             t0, c0 = time.perf_counter(), time.process_time()
             report = dub(args.video, args.audio, out, prior=args.prior, actor=args.actor, audio_model=args.audio_model,
                          cache_dir=cache, clip_cache=args.clip_cache, config=cfg, post=post, post_config=pcfg,
-                         observer=rec, progress=False)
+                         observer=rec, progress=False, adapt_config=adapt_cfg)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             clips_root = Path(args.clip_cache) if args.clip_cache else cache / "clips"
             clip_dir = next(clips_root.glob(f"{Path(args.video).stem}-*"))
@@ -198,22 +209,27 @@ def main() -> None:
             results[name] = m
             print(f"[{name}] {report.summary()}", file=sys.stderr)
     r, q, nd = results["raw"], results["post"], results["post_nodetail"]
+    ns = results.get("post_nosharpen")
     print(f"actor: {actor}")
-    print(f"{'':14s}{'post off':>10s}{'post on':>10s}{'no detail':>11s}")
+    print(f"{'':14s}{'post off':>10s}{'post on':>10s}{'no detail':>11s}" + (f"{'no sharpen':>12s}" if ns else ""))
     for k in ("seam", "outside_psnr", "flicker", "sharpness", "fps", "loop_fps", "cpu_fps"):
-        print(f"{k:14s}{r[k]:10.3f}{q[k]:10.3f}{nd[k]:11.3f}")
+        print(f"{k:14s}{r[k]:10.3f}{q[k]:10.3f}{nd[k]:11.3f}" + (f"{ns[k]:12.3f}" if ns else ""))
+    extra = {}
+    if ns:
+        extra = {"sharpness_nosharpen": round(ns["sharpness"], 4), "flicker_nosharpen": round(ns["flicker"], 4)}
     print(f"frames measured: {q['frames']}; video fps {clip.fps:g}; stage seconds (post on): {q['timings']}")
     print(json.dumps({"seam_post": round(q["seam"], 4), "seam_raw": round(r["seam"], 4),
                       "outside_psnr": round(q["outside_psnr"], 3), "flicker": round(q["flicker"], 4),
                       "sharpness": round(q["sharpness"], 4), "fps": round(q["fps"], 3),
                       "sharpness_nodetail": round(nd["sharpness"], 4), "flicker_nodetail": round(nd["flicker"], 4),
-                      "cpu_fps": round(q["cpu_fps"], 3), "actor": actor}))
+                      **extra, "cpu_fps": round(q["cpu_fps"], 3), "actor": actor, **adapt_info}))
 
 
-def prepare_actor(args, cfg, cache: Path) -> str:
+def prepare_actor(args, cfg, adapt_cfg, cache: Path) -> tuple[str, dict]:
     """Warm the preprocessing cache; adapt the actor as ``d4e dub`` would (once, cached) -- outside the timed runs.
 
-    Returns a short description of the actor the runs use.
+    Returns a short description of the actor the runs use, and for an adapted actor
+    ``{"adapt_psnr": held-out PSNR (dB) adapt measured, "adapt_loss_hf": the config's hf weight}``.
     """
     from types import SimpleNamespace
 
@@ -222,22 +238,29 @@ def prepare_actor(args, cfg, cache: Path) -> str:
     clips_root = Path(args.clip_cache) if args.clip_cache else cache / "clips"
     (clip_dir,) = preprocess_clips([Path(args.video)], clips_root, progress=False)
     if args.actor is not None:
-        return f"actor file {args.actor}"
+        return f"actor file {args.actor}", {}
     from d4e.render.prior import load_prior
 
     model, _, _ = load_prior(args.prior)
     if Path(clip_dir).name in model.actors:
-        return "the prior's own texture of this clip"
+        return "the prior's own texture of this clip", {}
     if cfg.adapt_steps == 0:
-        return "zero-shot (prior mean texture)"
+        return "zero-shot (prior mean texture)", {}
+    from d4e.adapt.actor import read_actor
+    from d4e.adapt.pipeline import config_fingerprint
     from d4e.dub.run import adapt_actor
 
     t0 = time.perf_counter()
-    ctx = SimpleNamespace(config=cfg, clip_dir=Path(clip_dir), video=Path(args.video))
+    ctx = SimpleNamespace(config=cfg, clip_dir=Path(clip_dir), video=Path(args.video), adapt_config=adapt_cfg)
     adapt_actor(model, args.prior, ctx, cache, progress=True)  # cached: the dub runs below reuse it
     steps = "configs/adapt.yaml" if cfg.adapt_steps is None else f"{cfg.adapt_steps} steps"
     print(f"adaptation (or cache hit): {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return f"adapted on the first {cfg.adapt_seconds:g} s ({steps})"
+    eff = adapt_cfg if cfg.adapt_steps is None else dataclasses.replace(
+        adapt_cfg, train=dataclasses.replace(adapt_cfg.train, steps=int(cfg.adapt_steps)))
+    (path,) = (cache / "actors").rglob(f"{Path(clip_dir).name}-*-{config_fingerprint(eff)}.d4e")
+    val = read_actor(path)[1].get("validation") or {}
+    info = {"adapt_psnr": round(float(val.get("psnr", float("nan"))), 3), "adapt_loss_hf": adapt_cfg.loss.hf}
+    return f"adapted on the first {cfg.adapt_seconds:g} s ({steps})", info
 
 
 if __name__ == "__main__":

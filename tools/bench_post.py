@@ -26,7 +26,8 @@ Usage: ``.venv/bin/python tools/bench_post.py [--frames N] [--clips A.mp4,B.mp4]
 
 Real dubs (``--real``): each clip of ``--real-clips`` (by default NOT the clip tools/bench_dub.py
 reports, so defaults chosen here are not fitted to its figure) is dubbed once with the neural
-generator (zero-shot actor, ``--prior``) and the 5-s shared speech; the renders, masks and surface
+generator (zero-shot actor, ``--prior``; ``--adapt-steps N``: adapted N steps on the clip's first 4 s
+with configs/adapt.yaml or ``--adapt-config``) and the 5-s shared speech; the renders, masks and surface
 shift maps are kept, and the post-process runs on them in each variant of ``--variants`` (JSON
 list of configs/post.yaml overrides). Prints seam / flicker / sharpness in crop space (seam and
 flicker at the union of the two lower-face masks, as tools/bench_dub.py), one row per variant
@@ -98,6 +99,12 @@ def main() -> int:
                     help="--real: clips dubbed (default: not bench_dub's mimictalk_May)")
     ap.add_argument("--audio", default="speech_vretalking_audio1.wav", help="--real: speech file in the shared data")
     ap.add_argument("--clip-cache", default=None, help="--real: existing preprocessing cache (e.g. .test-cache/corpus)")
+    ap.add_argument("--adapt-steps", type=int, default=0,
+                    help="--real: actor adapted on each clip's first 4 s for N steps (configs/adapt.yaml or "
+                         "--adapt-config; default 0: zero-shot)")
+    ap.add_argument("--adapt-config", default=None, help="--real: adaptation YAML (with --adapt-steps)")
+    ap.add_argument("--cache", default=None, help="--real: dub cache (adapted actors kept for the next run; "
+                                                   "default: a temporary folder)")
     ap.add_argument("--variants", default=None,
                     help='--real: JSON list of post-config overrides, e.g. \'[{"colour_mode": "meanstd"}]\'')
     args = ap.parse_args()
@@ -189,8 +196,10 @@ class _Recording:
         return g
 
 
-def real_dub_inputs(video: Path, audio: Path, prior: str, clip_cache: str | None, cache: Path):
-    """Dub ``video`` once (zero-shot actor, no post) and return what the post stage would get."""
+def real_dub_inputs(video: Path, audio: Path, prior: str, clip_cache: str | None, cache: Path,
+                    adapt_steps: int = 0, adapt_config=None):
+    """Dub ``video`` once (no post; zero-shot actor, or adapted ``adapt_steps`` steps) and return what the
+    post stage would get."""
     from d4e.data.preprocess import load_clip
     from d4e.dub.config import load_dub_config
     from d4e.dub.run import _neural_generator, dub
@@ -203,7 +212,8 @@ def real_dub_inputs(video: Path, audio: Path, prior: str, clip_cache: str | None
         return holder["rec"]
 
     dub(video, audio, cache / f"{video.stem}.mp4", prior=prior, cache_dir=cache, clip_cache=clip_cache,
-        config=load_dub_config(overrides={"adapt_steps": 0}), post=False, make_generator=make, progress=False)
+        config=load_dub_config(overrides={"adapt_steps": int(adapt_steps)}), post=False, make_generator=make,
+        progress=False, adapt_config=adapt_config)
     rgb, mo, mn, shift, crops = (torch.cat(x) for x in zip(*holder["rec"].items))
     return rgb.float(), mo, mn, shift.float(), crops.float() / 255.0, holder["rec"].valid_margin
 
@@ -219,10 +229,17 @@ def real_main(args) -> int:
     names = ["default"] + [json.dumps(v, sort_keys=True) for v in variants[1:]]
     table: dict[str, list[tuple[float, float, float]]] = {n: [] for n in ["raw (plain composite)"] + names}
     clips = args.real_clips.split(",")
+    adapt_cfg = None
+    if args.adapt_steps > 0:
+        from d4e.adapt.config import load_adapt_config
+
+        adapt_cfg = load_adapt_config(args.adapt_config)
+    actor = "zero-shot actor" if args.adapt_steps <= 0 else f"actor adapted {args.adapt_steps} steps"
     with tempfile.TemporaryDirectory(prefix="bench_post_real_") as tmp:
+        cache = Path(args.cache) if args.cache else Path(tmp)
         for clip in clips:
             rgb, mo, mn, shift, crops, margin = real_dub_inputs(SHARED / clip, SHARED / args.audio, args.prior,
-                                                                args.clip_cache, Path(tmp))
+                                                                args.clip_cache, cache, args.adapt_steps, adapt_cfg)
             union = mo | mn
 
             def scores(out):
@@ -240,7 +257,7 @@ def real_main(args) -> int:
                     outs.append(blender(rgb[a:z], crops[a:z], erode_masks(mo[a:z].float(), e),
                                         erode_masks(mn[a:z].float(), e), shift=shift[a:z])[0])
                 table[name].append(scores(torch.cat(outs)))
-    print(f"real dubs: {', '.join(clips)} with {args.audio} (zero-shot actor), crop space")
+    print(f"real dubs: {', '.join(clips)} with {args.audio} ({actor}), crop space")
     print(f"{'variant':<58}{'seam':>8}{'flicker':>9}{'sharp':>8}   per clip seam")
     mean = {}
     for k, rows in table.items():

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from d4e.core.config import CONFIG_DIR, load_config
 from d4e.errors import InputError
+from d4e.losses.frequency import HF_KINDS
 from d4e.losses.render import LossConfig
 
 #: what is fine-tuned (and stored in the actor file) besides the new texture
@@ -127,6 +128,9 @@ class AdaptConfig:
             raise InputError(f"adapt config: footage.holdout_fraction must be in (0, 1), got {f.holdout_fraction}")
         if not 0 <= self.mix.ratio < 1:
             raise InputError(f"adapt config: mix.ratio must be in [0, 1), got {self.mix.ratio}")
+        if self.loss.hf < 0 or self.loss.hf_kind not in HF_KINDS:
+            raise InputError(f"adapt config: loss.hf must be >= 0 and loss.hf_kind one of {HF_KINDS}, "
+                             f"got {self.loss.hf} / {self.loss.hf_kind!r}")
         if self.train.batch_size < 1 or self.train.steps < 1 or self.train.val_every < 1:
             raise InputError("adapt config: train.batch_size, train.steps and train.val_every must be >= 1")
         return self

@@ -281,6 +281,16 @@ def adapt_actor(
     return result
 
 
+def config_fingerprint(config: AdaptConfig) -> str:
+    """First 8 hex digits of the SHA-256 of an adaptation config (its fields as sorted JSON)."""
+    import dataclasses
+    import hashlib
+    import json
+
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def adapt_for_dub(model, prior: str | os.PathLike, clip_dir: str | os.PathLike, seconds: float = 4.0,
                   cache_dir: str | os.PathLike | None = None, progress: bool = True, config: AdaptConfig | None = None):
     """``d4e dub`` without ``--actor``: adapt on the first ``seconds`` of a cached clip, cache the actor file.
@@ -290,8 +300,9 @@ def adapt_for_dub(model, prior: str | os.PathLike, clip_dir: str | os.PathLike, 
         prior: the prior's checkpoint path.
         clip_dir: the video's preprocessed clip.
         seconds: footage used from the start of the video.
-        cache_dir: where actor files are cached (``<clip id>-<prior sha8>-<seconds>s.d4e``; default
-            ``default_cache_dir()/actors``).
+        cache_dir: where actor files are cached (``<clip id>-<prior sha8>-<seconds>s-<config sha8>.d4e``;
+            default ``default_cache_dir()/actors``): a changed adaptation config adapts afresh.
+        config: adaptation config (default ``configs/adapt.yaml``).
 
     Returns:
         ``(model, actor_index)`` as :func:`d4e.adapt.actor.load_actor`.
@@ -301,7 +312,8 @@ def adapt_for_dub(model, prior: str | os.PathLike, clip_dir: str | os.PathLike, 
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "actors"
     clip_dir = Path(clip_dir)
-    target = cache / f"{clip_dir.name}-{file_sha256(prior)[:8]}-{seconds:g}s.d4e"
+    cfg_sha = config_fingerprint(config if config is not None else load_adapt_config())
+    target = cache / f"{clip_dir.name}-{file_sha256(prior)[:8]}-{seconds:g}s-{cfg_sha}.d4e"
     if not target.is_file():
         adapt_actor(prior, [clip_dir], target, clip_dir.name, config=config, seconds=seconds, progress=progress,
                     device=next(model.parameters()).device)

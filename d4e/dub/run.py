@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -71,6 +71,8 @@ class DubContext:
     sample_rate: int
     config: DubConfig
     device: str
+    #: :class:`d4e.adapt.config.AdaptConfig` of an actor adapted on the fly (None: ``configs/adapt.yaml``)
+    adapt_config: Any = None
 
 
 def _device(cfg: DubConfig) -> str:
@@ -109,6 +111,7 @@ def dub(
     make_generator: Callable[[DubContext], Generator] | None = None,
     observer: Callable[[FrameRecord], None] | None = None,
     progress: bool = True,
+    adapt_config=None,
 ) -> DubReport:
     """Dub ``video`` with ``audio``; write ``out`` (mp4, same size and frame rate, the new audio).
 
@@ -133,6 +136,8 @@ def dub(
             neural renderer (tests, benchmarks of the pipeline mechanics).
         observer: receives a :class:`FrameRecord` per output frame.
         progress: progress bars on stderr.
+        adapt_config: :class:`d4e.adapt.config.AdaptConfig` for an actor adapted on the fly (default
+            ``configs/adapt.yaml``; ``config.adapt_steps`` still caps its steps).
 
     Returns:
         :class:`DubReport` (frame counts, skipped-frame reasons, stage timings, fps).
@@ -166,7 +171,7 @@ def dub(
     timeline = plan_timeline(clip.n_frames, clip.fps, track.duration, cfg.extend, cfg.shorter)
     device = _device(cfg)
     ctx = DubContext(video=video, clip=clip, clip_dir=Path(clip_dir), timeline=timeline, audio=track.samples,
-                     sample_rate=track.sr, config=cfg, device=device)
+                     sample_rate=track.sr, config=cfg, device=device, adapt_config=adapt_config)
     if make_generator is None:
         generator, selection = _neural_generator(ctx, cached, prior, actor, audio_model, cache, progress)
     else:
@@ -284,8 +289,9 @@ def adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool = Tru
 
     What ``d4e dub`` does without ``--actor`` when the video is not one of the prior's actors:
     ``d4e.adapt.pipeline.adapt_for_dub`` on the first ``ctx.config.adapt_seconds`` seconds of
-    ``ctx.clip_dir``, ``ctx.config.adapt_steps`` steps (None: ``configs/adapt.yaml``). The adapted
-    actor is cached under ``cache/actors`` (per step budget) and reused by the next run.
+    ``ctx.clip_dir``, with ``ctx.adapt_config`` (None: ``configs/adapt.yaml``) capped at
+    ``ctx.config.adapt_steps`` steps (None: the config's own). The adapted actor is cached under
+    ``cache/actors`` (per step budget and config) and reused by the next run.
 
     Args:
         model: the loaded prior (:class:`d4e.render.prior.PriorModel`).
@@ -304,12 +310,15 @@ def adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool = Tru
             f"adaptation not available: {ctx.video.name} is not one of the prior's actors and this D4E has no "
             "`d4e adapt` stage; pass --actor actors/NAME.d4e") from None
     steps = ctx.config.adapt_steps
-    adapt_cfg, actors = None, cache / "actors"
+    adapt_cfg, actors = getattr(ctx, "adapt_config", None), cache / "actors"
     if steps is not None:
+        import dataclasses
+
         from d4e.adapt.config import load_adapt_config
 
-        adapt_cfg = load_adapt_config(overrides={"train": {"steps": int(steps)}})
-        actors = actors / f"{int(steps)}-steps"  # the cached actor's name does not record the step budget
+        adapt_cfg = adapt_cfg if adapt_cfg is not None else load_adapt_config()
+        adapt_cfg = dataclasses.replace(adapt_cfg, train=dataclasses.replace(adapt_cfg.train, steps=int(steps)))
+        actors = actors / f"{int(steps)}-steps"
     return adapt_for_dub(model, prior, ctx.clip_dir, seconds=ctx.config.adapt_seconds,
                          cache_dir=actors, progress=progress, config=adapt_cfg)
 

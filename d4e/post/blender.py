@@ -12,6 +12,7 @@ from d4e.post.ops import (
     _feather,
     colour_stats,
     dilate_mask,
+    erode_mask,
     gaussian_blur,
     laplacian_blend,
     max_pyramid_levels,
@@ -211,6 +212,9 @@ class BorderBlender:
             r = int(math.ceil(3 * c.sharpen_sigma_px))
             fine = g - gaussian_blur(g, c.sharpen_sigma_px, r)
             gain = c.sharpen_amount if w is None else c.sharpen_amount * (1.0 - w)
+            if c.sharpen_inset_px > 0:  # only inside the region: the seam band keeps the render's own gradients
+                inset = c.sharpen_inset_px
+                gain = gain * _feather(erode_mask(u, inset), float(inset), "gaussian")
             g = (g + gain * fine).clamp(0.0, 1.0)
 
         # (4) multi-band blending, confined to alpha's support plus a fading margin

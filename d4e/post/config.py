@@ -75,10 +75,13 @@ class PostConfig:
     where the detail step (3b) did not replace the fine band with the original's (weight ``1 - w`` of
     that step; everywhere when it is off or has no shift map). Restores high-frequency energy the
     renderer loses, with one fixed gain for every frame (not fitted to any frame's statistics)."""
-    sharpen_amount: float = 0.0
+    sharpen_amount: float = 0.5
     """Gain of the fine band added back (0 = nothing)."""
     sharpen_sigma_px: float = 1.5
     """Gaussian sigma (pixels) of the unsharp mask's blur."""
+    sharpen_inset_px: int = 6
+    """Sharpen only this far inside the generated region (union of the masks): the gain ramps from 0 at
+    the region edge to full ``sharpen_inset_px`` inside, so the seam band is not sharpened (0 = everywhere)."""
 
     # (4) multi-band blending
     multiband: bool = True
@@ -114,6 +117,8 @@ class PostConfig:
         if not self.sharpen_amount >= 0 or not self.sharpen_sigma_px > 0:
             raise InputError("post config: sharpen_amount must be >= 0 and sharpen_sigma_px > 0, got "
                              f"{self.sharpen_amount} / {self.sharpen_sigma_px}")
+        if self.sharpen_inset_px < 0:
+            raise InputError(f"post config: sharpen_inset_px must be >= 0, got {self.sharpen_inset_px}")
         if self.temporal_reach_px < 0:
             raise InputError(f"post config: temporal_reach_px must be >= 0, got {self.temporal_reach_px}")
         if self.margin_px < 1:

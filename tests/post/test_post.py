@@ -394,6 +394,12 @@ def test_sharpen_step_restores_fine_band_with_a_fixed_gain_and_spares_the_detail
     on = run(sharpen=True, sharpen_amount=3.0)
     far = ~_chebyshev_within(sc.union, base.support_radius()).expand_as(on)
     assert torch.equal(on[far], sc.original[far])
+    # the seam band (inside the region, near its edge) is not sharpened with an inset; it is without
+    assert base.sharpen_inset_px == 6
+    band = (sc.union & ~(erode_mask(sc.union.float(), 2) > 0.5)).expand_as(on)
+    near_edge = float((on - off).abs()[band].max())  # only the pyramid's coarse levels reach it
+    no_inset = float((run(sharpen=True, sharpen_amount=3.0, sharpen_inset_px=0) - off).abs()[band].max())
+    assert near_edge < 0.01 and no_inset > 5 * near_edge, (near_edge, no_inset)
     # with the detail step on and the surface still everywhere, the unsharp mask has nothing left to do
     still = torch.zeros(3, 1, SIZE, SIZE)
     cfg = dataclasses.replace(base, detail=True)

@@ -70,12 +70,12 @@ class PostConfig:
     """Full transfer where the surface moved at most this far (pixels); none beyond twice this."""
 
     # (3c) unsharp mask
-    sharpen: bool = False
+    sharpen: bool = True
     """Unsharp mask of the generated image: ``g + sharpen_amount * (g - gaussian_blur(g, sharpen_sigma_px))``,
     where the detail step (3b) did not replace the fine band with the original's (weight ``1 - w`` of
     that step; everywhere when it is off or has no shift map). Restores high-frequency energy the
     renderer loses, with one fixed gain for every frame (not fitted to any frame's statistics)."""
-    sharpen_amount: float = 0.5
+    sharpen_amount: float = 0.75
     """Gain of the fine band added back (0 = nothing)."""
     sharpen_sigma_px: float = 1.5
     """Gaussian sigma (pixels) of the unsharp mask's blur."""

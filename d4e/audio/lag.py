@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from d4e.core.check import check
+from d4e.core.lag import lag_correlation, parabolic_vertex
 
 
 def lag_curve(pred: np.ndarray, tracked: np.ndarray, mask: np.ndarray, max_lag: int = 8) -> np.ndarray:
@@ -34,20 +35,12 @@ def lag_curve(pred: np.ndarray, tracked: np.ndarray, mask: np.ndarray, max_lag: 
         max_lag: largest lag searched (frames).
 
     Returns:
-        ``float64 (2 * max_lag + 1,)``; NaN where fewer than 3 pairs exist.
+        ``float64 (2 * max_lag + 1,)``; NaN where fewer than 3 pairs exist, 0 where a side is constant
+        (:func:`d4e.core.lag.lag_correlation`).
     """
-    from d4e.audio.train import pearson
-
     pred, tracked, mask = np.asarray(pred, np.float64), np.asarray(tracked, np.float64), np.asarray(mask, bool)
-    n = len(pred)
-    check(len(tracked) == n and len(mask) == n, "pred, tracked and mask differ in length")
-    out = np.full(2 * max_lag + 1, np.nan)
-    for i, L in enumerate(range(-max_lag, max_lag + 1)):
-        t = np.arange(max(0, -L), min(n, n - L))
-        ok = mask[t] & mask[t + L]
-        if ok.sum() >= 3:
-            out[i] = pearson(pred[t + L][ok], tracked[t][ok])
-    return out
+    check(len(tracked) == len(pred) and len(mask) == len(pred), "pred, tracked and mask differ in length")
+    return lag_correlation(pred, tracked, mask, np.arange(-max_lag, max_lag + 1), min_pairs=3, constant="zero")
 
 
 def peak_lag(curve: np.ndarray) -> tuple[float, float]:
@@ -58,12 +51,8 @@ def peak_lag(curve: np.ndarray) -> tuple[float, float]:
     i = int(np.argmax(c))
     lag, peak = float(i - max_lag), float(curve[i])
     if 0 < i < len(c) - 1 and np.isfinite(c[i - 1]) and np.isfinite(c[i + 1]):
-        a, b, d = c[i - 1], c[i], c[i + 1]
-        den = a - 2 * b + d
-        if den < 0:
-            dx = 0.5 * (a - d) / den
-            lag += dx
-            peak = float(b - 0.25 * (a - d) * dx)
+        dx, peak = parabolic_vertex(c[i - 1], c[i], c[i + 1], kind="max")
+        lag += dx
     return lag, peak
 
 

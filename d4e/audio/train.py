@@ -21,6 +21,7 @@ from d4e.audio.norm import UtteranceStats, apply_shift, utterance_shift
 from d4e.audio.stream import ROW_RATE
 from d4e.audio.targets import INNER_LOWER, INNER_UPPER, LIPS, MOUTH, MouthSpace, opening_of_points
 from d4e.core.checkpoint import file_sha256
+from d4e.core.lag import pearson
 from d4e.errors import InputError
 from d4e.io.audio import log_mel
 
@@ -244,14 +245,6 @@ def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, sh
     if not len(w):
         return {"lve": float("nan"), "corr": float("nan")}
     return {"lve": float(np.dot(lves, w) / w.sum()), "corr": float(np.dot(corrs, w) / w.sum())}
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation; 0 when either side is constant."""
-    a = np.asarray(a, np.float64) - np.mean(a)
-    b = np.asarray(b, np.float64) - np.mean(b)
-    d = math.sqrt(float((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / d) if d > 1e-12 else 0.0
 
 
 def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space: MouthSpace | None = None,

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from d4e.core.check import check
+from d4e.core.lag import lag_correlation, parabolic_vertex
 from d4e.errors import InputError
 
 __all__ = ["LipCueConfig", "LipCue", "lip_audio_offsets"]
@@ -127,20 +128,11 @@ def lip_audio_offsets(
         b = sum(m for n, m in xty.items() if n != name)
         w = np.linalg.solve(a, b)
         pred = x @ w
-        n = len(y)
-        cc = np.full(len(offsets), np.nan)
-        for j, k in enumerate(offsets):
-            i = np.arange(max(0, -k), min(n, n - k))
-            m = v[i] & v[i + k]
-            if m.sum() > 2:
-                cc[j] = np.corrcoef(y[i][m], pred[i + k][m])[0, 1]
+        cc = lag_correlation(pred, y, v, offsets, min_pairs=3, constant="nan")
         kb = int(np.nanargmax(cc))
         sub = float(offsets[kb])
         if 0 < kb < len(cc) - 1 and np.isfinite(cc[kb - 1 : kb + 2]).all():
-            y0, y1, y2 = cc[kb - 1 : kb + 2]
-            curv = y0 - 2 * y1 + y2
-            if curv < 0:
-                sub += float(np.clip(0.5 * (y0 - y2) / curv, -0.5, 0.5))
+            sub += parabolic_vertex(*cc[kb - 1 : kb + 2], kind="max")[0]
         out[name] = LipCue(sub, float(cc[kb]), offsets, cc)
     return out
 

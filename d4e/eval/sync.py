@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from d4e.core.check import check, check_shape
+from d4e.core.lag import parabolic_vertex
 from d4e.errors import InputError, NoFaceError
 
 __all__ = [
@@ -576,10 +577,7 @@ def sync_offsets(
     k = int(np.argmin(mean))
     sub = float(offsets[k])
     if 0 < k < len(mean) - 1:
-        y0, y1, y2 = (float(v) for v in mean[k - 1 : k + 2])
-        curv = y0 - 2.0 * y1 + y2
-        if curv > 0:
-            sub += float(np.clip(0.5 * (y0 - y2) / curv, -0.5, 0.5))
+        sub += parabolic_vertex(*mean[k - 1 : k + 2], kind="min")[0]
     n = clip.n_frames
     pf_d = np.full(n, np.nan, np.float32)
     pf_c = np.full(n, np.nan, np.float32)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from d4e.audio.targets import MouthSpace, align_to, mouth_points, opening_of_points
+from d4e.core.clipkeys import clip_entry
 from d4e.errors import InputError
 
 
@@ -144,15 +145,11 @@ def measured_offsets(path: str | os.PathLike | None = None) -> dict[str, float]:
 
 
 def offset_of(clip_id: str, offsets: dict[str, float]) -> float | None:
-    """The entry of ``offsets`` for a cache clip (``<stem>-<hash>``): the key equal to the stem, else the one
-    key contained in ``clip_id`` (as ``train.clip_offsets`` of the sync model matches); None if no key does."""
-    stem = clip_id.rsplit("-", 1)[0] if "-" in clip_id else clip_id
-    if stem in offsets:
-        return float(offsets[stem])
-    hits = [k for k in offsets if k in clip_id]
-    if len(hits) > 1:
-        raise InputError(f"{clip_id}: more than one clip offset entry matches ({', '.join(sorted(hits))})")
-    return float(offsets[hits[0]]) if hits else None
+    """The entry of ``offsets`` for a cache clip (``<stem>-<hash>``), matched by the rule the sync model's
+    ``train.clip_offsets`` also uses (:func:`d4e.core.clipkeys.clip_entry`: the exact name, else the stem, else
+    the one key contained in ``clip_id``); None if no key matches."""
+    v = clip_entry(clip_id, offsets)
+    return None if v is None else float(v)
 
 
 def advance_audio(audio: np.ndarray, frames: float, fps: float, sr: int = 16000) -> np.ndarray:

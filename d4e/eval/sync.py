@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from d4e.core.check import check, check_shape
+from d4e.core.clipkeys import clip_entry
 from d4e.core.lag import parabolic_vertex
 from d4e.errors import InputError, NoFaceError
 
@@ -142,7 +143,8 @@ class SyncTrainConfig:
     seed: int = 0
     #: clips held out of training (a clip is held out when its name contains one of these)
     val_clips: list[str] = field(default_factory=list)
-    #: measured audio offsets of training clips (clip name contains -> frames, > 0: the audio lags the video);
+    #: measured audio offsets of training clips (clip name -> frames, > 0: the audio lags the video; keys matched by
+    #: d4e.core.clipkeys.clip_entry: the exact name, else its stem, else the one key the name contains);
     #: such a clip's audio is advanced by its offset before training, so the model learns it in sync
     #: (see d4e.eval.offset_study; the shipped model's values are in configs/sync.yaml)
     clip_offsets: dict[str, float] = field(default_factory=dict)
@@ -665,10 +667,9 @@ def train_sync(
     train = [c for c in clips if c not in held and c not in excluded]
     corrected = {}
     for c in train:
-        ks = [float(k) for name, k in tc.clip_offsets.items() if name in c.name]
-        check(len(ks) <= 1, f"{c.name}: more than one clip_offsets entry matches")
-        if ks and ks[0] != 0:
-            corrected[c.name] = ks[0]
+        k = clip_entry(c.name, tc.clip_offsets)
+        if k is not None and float(k) != 0:
+            corrected[c.name] = float(k)
     wins = [_Windows(shift_audio(c, -corrected[c.name]) if c.name in corrected else c, mc) for c in train]
     wins = [w for w in wins if len(w.centres) > 2 * tc.max_neg_offset]
     if not wins:

@@ -34,6 +34,12 @@ def test_offset_of_matching():
     assert offset_of("dfrf_cnn2-9c18a049", offs) is None
     with pytest.raises(InputError):
         offset_of("vretalking_face55-00000000", offs)  # two keys contained, neither is the stem
+    # the exact cache name wins over its stem; the sync model's train.clip_offsets uses the same matcher
+    offs["vretalking_face5-f664ca85"] = 0.5
+    assert offset_of("vretalking_face5-f664ca85", offs) == 0.5
+    from d4e.core.clipkeys import clip_entry
+
+    assert clip_entry("vretalking_face55-00000000", {"face55": 3}) == 3 and clip_entry("x-1", {}) is None
 
 
 def test_advance_audio_and_delay_frames():

@@ -394,10 +394,12 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
                 if tc.val_fraction > 0:
                     val = evaluate(model, prep, part="val")
                     metrics["val_lve"], metrics["val_corr"] = val["lve"], val["corr"]
-                    # the same frames with the file's own audio and with every measured offset corrected
+                    # the same frames with the file's own audio and with every measured offset corrected; the
+                    # trained alignment is one of them ("file" with offsets none, "measured" with offsets measured)
+                    same = "file" if tc.offsets == "none" else "measured"
                     for al in ("file", "measured"):
-                        val = evaluate(model, prep, part="val", align=al)
-                        metrics[f"val_lve_{al}"], metrics[f"val_corr_{al}"] = val["lve"], val["corr"]
+                        v = val if al == same else evaluate(model, prep, part="val", align=al)
+                        metrics[f"val_lve_{al}"], metrics[f"val_corr_{al}"] = v["lve"], v["corr"]
                 metrics["step"] = step + 1
                 metrics["members"] = k + 1
                 metrics["minutes"] = (time.time() - t0) / 60

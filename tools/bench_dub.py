@@ -57,6 +57,11 @@ sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data"
 
 
+#: the dub runs, in order: border post-process off, on (the JSON figures), on without the detail step, on
+#: without the sharpen step (only when configs/post.yaml has it on)
+RUNS = ("raw", "post", "post_nodetail", "post_nosharpen")
+
+
 class Recorder:
     """Keeps, per output frame, the source index, the union mask (crop space) and the pasted box/alpha."""
 
@@ -161,7 +166,14 @@ def main() -> None:
                    help="adaptation YAML for the actor adapted on the fly (default configs/adapt.yaml)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--runs", default=",".join(RUNS),
+                   help="comma-separated subset of the runs, in this order (default: all); figures of runs left "
+                        "out are null. 'raw' first warms the device up before the timed 'post' run")
     args = p.parse_args()
+    wanted = [r.strip() for r in args.runs.split(",") if r.strip()]
+    bad = [r for r in wanted if r not in RUNS]
+    if bad or "post" not in wanted:
+        p.error(f"--runs: choose from {', '.join(RUNS)} ('post' is required); got {args.runs!r}")
 
     from d4e.dub.config import load_dub_config
     from d4e.dub.pipeline import ClipData
@@ -188,6 +200,7 @@ def main() -> None:
                 ("post_nodetail", True, dataclasses.replace(post_cfg, detail=False))]
         if post_cfg.sharpen and post_cfg.sharpen_amount > 0:
             runs.append(("post_nosharpen", True, dataclasses.replace(post_cfg, sharpen=False)))
+        runs = [r for r in runs if r[0] in wanted]
         for name, post, pcfg in runs:
             rec = Recorder()
             out = tmp / f"{name}.mp4"
@@ -208,21 +221,36 @@ def main() -> None:
             m["timings"] = {k: round(v, 2) for k, v in report.timings.items()}
             results[name] = m
             print(f"[{name}] {report.summary()}", file=sys.stderr)
-    r, q, nd = results["raw"], results["post"], results["post_nodetail"]
-    ns = results.get("post_nosharpen")
+    q = results["post"]
+    names = [n for n in RUNS if n in results]
+    heads = {"raw": "post off", "post": "post on", "post_nodetail": "no detail", "post_nosharpen": "no sharpen"}
     print(f"actor: {actor}")
-    print(f"{'':14s}{'post off':>10s}{'post on':>10s}{'no detail':>11s}" + (f"{'no sharpen':>12s}" if ns else ""))
+    print(f"{'':14s}" + "".join(f"{heads[n]:>12s}" for n in names))
     for k in ("seam", "outside_psnr", "flicker", "sharpness", "fps", "loop_fps", "cpu_fps"):
-        print(f"{k:14s}{r[k]:10.3f}{q[k]:10.3f}{nd[k]:11.3f}" + (f"{ns[k]:12.3f}" if ns else ""))
+        print(f"{k:14s}" + "".join(f"{results[n][k]:12.3f}" for n in names))
+
+    def fig(run, key, nd=4):
+        return round(results[run][key], nd) if run in results else None
+
     extra = {}
-    if ns:
-        extra = {"sharpness_nosharpen": round(ns["sharpness"], 4), "flicker_nosharpen": round(ns["flicker"], 4)}
+    if post_cfg.sharpen and post_cfg.sharpen_amount > 0:
+        extra = {"sharpness_nosharpen": fig("post_nosharpen", "sharpness"),
+                 "flicker_nosharpen": fig("post_nosharpen", "flicker")}
     print(f"frames measured: {q['frames']}; video fps {clip.fps:g}; stage seconds (post on): {q['timings']}")
-    print(json.dumps({"seam_post": round(q["seam"], 4), "seam_raw": round(r["seam"], 4),
-                      "outside_psnr": round(q["outside_psnr"], 3), "flicker": round(q["flicker"], 4),
-                      "sharpness": round(q["sharpness"], 4), "fps": round(q["fps"], 3),
-                      "sharpness_nodetail": round(nd["sharpness"], 4), "flicker_nodetail": round(nd["flicker"], 4),
-                      **extra, "cpu_fps": round(q["cpu_fps"], 3), "actor": actor, **adapt_info}))
+    print(json.dumps({"seam_post": fig("post", "seam"), "seam_raw": fig("raw", "seam"),
+                      "outside_psnr": fig("post", "outside_psnr", 3), "flicker": fig("post", "flicker"),
+                      "sharpness": fig("post", "sharpness"), "fps": fig("post", "fps", 3),
+                      "sharpness_nodetail": fig("post_nodetail", "sharpness"),
+                      "flicker_nodetail": fig("post_nodetail", "flicker"),
+                      **extra, "cpu_fps": fig("post", "cpu_fps", 3), "device": device_name(args.device),
+                      "actor": actor, **adapt_info}))
+
+
+def device_name(choice: str) -> str:
+    """What the runs ran on: the GPU's name, or "cpu"."""
+    if choice != "cpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return "cpu"
 
 
 def prepare_actor(args, cfg, adapt_cfg, cache: Path) -> tuple[str, dict]:

@@ -1,6 +1,6 @@
 """Ahead-of-time build of the rasterizer kernels: ``python -m d4e.render.raster.build``.
 
-Builds the CPU extension and, whenever ``nvcc`` is present, compiles the CUDA extension too
+Builds the CPU extension (unless ``--skip-cpu``) and, whenever ``nvcc`` is present, compiles the CUDA extension too
 (compile only: no GPU is needed; ``CUDA_HOME`` defaults to ``/usr/local/cuda`` and
 ``TORCH_CUDA_ARCH_LIST`` to ``9.0`` when unset). Set ``D4E_SKIP_CUDA_BUILD=1`` to skip the CUDA part.
 Exits non-zero when a compile fails, so CI (``tools/setup.sh``) catches rotting kernel code.
@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m d4e.render.raster.build", description=__doc__.splitlines()[0])
     p.add_argument("--verbose", action="store_true", help="show compiler command lines and output")
     p.add_argument("--skip-cuda", action="store_true", help="do not compile the CUDA kernel (also D4E_SKIP_CUDA_BUILD=1)")
+    p.add_argument("--skip-cpu", action="store_true",
+                   help="do not compile the CPU kernel (e.g. to build the two in parallel processes)")
     args = p.parse_args(argv)
 
-    kinds = ["cpu"]
+    kinds = [] if args.skip_cpu else ["cpu"]
     skip_cuda = args.skip_cuda or os.environ.get("D4E_SKIP_CUDA_BUILD", "") not in ("", "0")
     nvcc = _find_nvcc()
     if skip_cuda:

@@ -11,9 +11,12 @@
 #   .gpupack/  corpus/  = python tools/pack_cache.py pack .test-cache/corpus .gpupack/corpus --crf 18 \
 #                         --max-frames 400 --drop landmarks.npy mel.npy audio.npy --keep-all mimictalk_May
 #              mimictalk_May.mp4 (the shared clip) and speech30.wav (the first 30 s of speech_musetalk_eng.wav)
-# Two stand-ins on that machine only (never in the package): a one-line `kornia_rs` module (kornia imports
-# it for image-file I/O, which D4E does not use; its wheel is 5 MB) and a `mediapipe` version record (so the
-# cache restamped by `pack_cache.py unpack --restamp` counts as current; the tracking is the packing
+#              mp_shim/mediapipe/ = mediapipe's face_mesh_connections.py (Apache-2.0, from the mediapipe 0.10.21
+#                         wheel) under empty package __init__ files
+# Stand-ins on that machine only (never in the package): a one-line `kornia_rs` module (kornia imports it for
+# image-file I/O, which D4E does not use; its wheel is 5 MB); the face-mesh connection constants that
+# d4e.face.topology reads (mediapipe itself, 35 MB, does not fit); and a `mediapipe` version record (so the
+# cache restamped by `pack_cache.py unpack --restamp` counts as current: the tracking is the packing
 # machine's, made with mediapipe 0.10.21, and nothing is re-tracked there).
 #
 # Outputs under $OUT (7 files): gpu_check.log (everything), bench_dub_gpu.txt (bench_dub's table and JSON line),
@@ -41,6 +44,9 @@ if ! $PY -c "import kornia_rs" 2>/dev/null; then
   mkdir -p "$SITE/kornia_rs"
   echo "io = None  # stand-in: kornia.io (image files) is unused by d4e" > "$SITE/kornia_rs/__init__.py"
 fi
+if ! $PY -c "import mediapipe.python.solutions.face_mesh_connections" 2>/dev/null; then
+  cp -r .gpupack/mp_shim/mediapipe "$SITE/"
+fi
 if ! $PY -c "from importlib.metadata import version; assert version('mediapipe')" 2>/dev/null; then
   mkdir -p "$SITE/mediapipe-0.10.21.dist-info"
   printf 'Metadata-Version: 2.1\nName: mediapipe\nVersion: 0.10.21\n' > "$SITE/mediapipe-0.10.21.dist-info/METADATA"
@@ -60,7 +66,7 @@ cat /tmp/d4e_build_cpu.log /tmp/d4e_build_cuda.log | grep -v "^\s*$" | tail -8
 $PY -c "from d4e.render.raster import _ext; print('cuda ext:', _ext.get_ext('cuda') is not None, _ext.ext_error('cuda'))"
 
 log "1. d4e dub on $DEVICE: shipped prior, $AUDIO, post on, actor adapted 40 steps"
-timeout 200 $PY tools/bench_dub.py --prior assets/prior.d4e --clip-cache /tmp/d4e_corpus --video .gpupack/mimictalk_May.mp4 \
+timeout 240 $PY tools/bench_dub.py --prior assets/prior.d4e --clip-cache /tmp/d4e_corpus --video .gpupack/mimictalk_May.mp4 \
   --audio "$AUDIO" --runs post --adapt-steps 40 --device "$DEVICE" --threads 8 --cache /tmp/d4e_dubcache 2>&1 \
   | grep -v "it/s\]" | tail -12 | tee "$OUT/bench_dub_gpu.txt"
 
@@ -71,7 +77,9 @@ if [ "$REM" -gt 30 ]; then
   timeout $(( REM + 80 )) $PY -m d4e.cli train-prior --data /tmp/d4e_corpus --out /tmp/d4e_prior_full.ckpt --minutes "$MIN" \
     --config configs/prior_gpu.yaml --no-progress --log-dir /tmp/d4e_prior_logs > "$OUT/train.log" 2>&1 &
   TPID=$!
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/render/raster/test_raster.py -m cuda -o addopts="" 2>&1 | tail -6 > "$OUT/pytest_cuda.log"
+  LM=$(ls /tmp/d4e_corpus/mimictalk_May-*/landmarks.npy | head -1)
+  D4E_TEST_LANDMARKS=$LM timeout 150 $PY -m pytest -q -p no:cacheprovider tests/render/raster/test_raster.py -m cuda \
+    -o addopts="" 2>&1 | tail -6 > "$OUT/pytest_cuda.log"
   cat "$OUT/pytest_cuda.log"
   wait $TPID; echo "train rc $?"
   grep -v "^\s*$" "$OUT/train.log" | tail -6
@@ -79,7 +87,8 @@ if [ "$REM" -gt 30 ]; then
   G=$(ls -t /tmp/d4e_prior_logs/val/*.png 2>/dev/null | head -1); [ -n "$G" ] && cp "$G" "$OUT/prior_val.png"
   E=$(ls -t /tmp/d4e_prior_logs/tensorboard/events* 2>/dev/null | head -1); [ -n "$E" ] && cp "$E" "$OUT/prior_events.tfevents"
 else
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/render/raster/test_raster.py -m cuda -o addopts="" 2>&1 | tail -6 > "$OUT/pytest_cuda.log"
+  D4E_TEST_LANDMARKS=$(ls /tmp/d4e_corpus/mimictalk_May-*/landmarks.npy | head -1) timeout 150 $PY -m pytest -q \
+    -p no:cacheprovider tests/render/raster/test_raster.py -m cuda -o addopts="" 2>&1 | tail -6 > "$OUT/pytest_cuda.log"
   cat "$OUT/pytest_cuda.log"
 fi
 log "done"

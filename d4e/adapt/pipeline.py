@@ -67,6 +67,12 @@ def find_mix_clips(header: dict[str, Any], mix_data: list[str | os.PathLike] | N
     return found
 
 
+def _has_actor_textures(header: dict[str, Any]) -> bool:
+    """Whether the prior keeps its training actors' textures (an exported prior keeps only their mean)."""
+    shipped = header.get("shipped")
+    return not (isinstance(shipped, dict) and "per-actor textures" in (shipped.get("dropped") or []))
+
+
 def _device(device: str | torch.device | None) -> torch.device:
     if device is not None:
         return torch.device(device)
@@ -229,6 +235,9 @@ def adapt_actor(
             mixed = sorted(clips)
             log.info("adapt: mixing %d frames of %d/%d prior actors into each batch (ratio %.2f)",
                      len(mix) if mix is not None else 0, len(clips), len(prior_actors), cfg.mix.ratio)
+        elif not _has_actor_textures(header):
+            log.info("adapt: the prior holds no per-actor textures (an exported prior), so no other actors' frames "
+                     "can be mixed in; adapting on this actor's frames only")
         else:
             log.warning("adapt: none of the prior's %d training clips were found (pass --mix-data CACHE_DIR); "
                         "training WITHOUT mixing: the renderer may forget other faces", len(prior_actors))

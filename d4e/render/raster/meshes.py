@@ -18,7 +18,7 @@ import torch
 
 from d4e.errors import InputError, NoFaceError
 
-__all__ = ["face_landmarks", "face_mesh", "grid_mesh"]
+__all__ = ["face_landmarks", "face_mesh", "landmark_mesh", "grid_mesh"]
 
 
 def face_landmarks(video: str | os.PathLike, frames: Sequence[int] = (0,)) -> np.ndarray:
@@ -64,6 +64,18 @@ def face_mesh(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """D4E's face mesh (``d4e.face.load_topology``) posed by the landmarks of real video frames.
 
+    The landmarks are tracked on the frames (:func:`face_landmarks`, MediaPipe) and posed by
+    :func:`landmark_mesh`.
+
+    Returns:
+        ``pos (N, 488, 4)`` float32 clip space, ``tri (870, 3)`` int32, ``uv (488, 2)`` float32.
+    """
+    return landmark_mesh(face_landmarks(video, frames), margin)
+
+
+def landmark_mesh(landmarks: np.ndarray, margin: float = 1.15) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """D4E's face mesh posed by MediaPipe landmarks ``(N, 478, 3)`` (e.g. a cache's ``landmarks.npy``).
+
     Each frame is framed like a face crop: the landmarks' bounding square, enlarged by ``margin``,
     maps to the full NDC square; depth is the landmark z on the same scale, centred (orthographic,
     ``w = 1``).
@@ -73,8 +85,13 @@ def face_mesh(
     """
     from d4e.face import load_topology
 
+    from d4e.core.check import check
+
+    landmarks = np.asarray(landmarks, np.float64)
+    check(landmarks.ndim == 3 and landmarks.shape[1:] == (478, 3),
+          f"landmarks: expected (N, 478, 3), got {list(landmarks.shape)}")
     topo = load_topology()
-    lm = face_landmarks(video, frames)[:, topo.source_index]  # (N, V, 3)
+    lm = landmarks[:, topo.source_index]  # (N, V, 3)
     lo, hi = lm[..., :2].min(1), lm[..., :2].max(1)  # (N, 2)
     centre = (lo + hi) / 2
     half = (hi - lo).max(-1, keepdims=True) * margin / 2  # (N, 1)

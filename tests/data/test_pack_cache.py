@@ -1,0 +1,72 @@
+"""tools/pack_cache.py: a cache packed (crops as H.264, thinned) and unpacked on a real shared clip."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+CLIP = "vretalking_face5"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("pack_cache", REPO / "tools" / "pack_cache.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _one_clip_cache(corpus_cache: Path, out: Path) -> Path:
+    manifest = json.loads((corpus_cache / "manifest.json").read_text())
+    cid = next(c for c in manifest["clips"] if c.startswith(CLIP + "-"))
+    info = manifest["clips"][cid]
+    out.mkdir(parents=True)
+    shutil.copytree(corpus_cache / info.get("dir", cid), out / info.get("dir", cid))
+    (out / "manifest.json").write_text(json.dumps({**manifest, "clips": {cid: info}}))
+    return out / info.get("dir", cid)
+
+
+def test_pack_thin_unpack_roundtrip(corpus_cache, shared_data, tmp_path):
+    src_clip = _one_clip_cache(corpus_cache, tmp_path / "cache")
+    n = len(np.load(src_clip / "valid.npy"))
+    res = subprocess.run([sys.executable, str(REPO / "tools" / "pack_cache.py"), "pack", str(tmp_path / "cache"),
+                          str(tmp_path / "pack"), "--crf", "18", "--max-frames", str(n // 3 + 1),
+                          "--drop", "mel.npy"], capture_output=True, text=True, check=True)
+    figures = json.loads(res.stdout.strip().splitlines()[-1])
+    assert figures["frames"] == n and figures["psnr_min"] > 35.0
+    packed = tmp_path / "pack" / src_clip.name
+    assert not (packed / "crops.npy").exists() and not (packed / "mel.npy").exists()
+    raw = sum(f.stat().st_size for f in src_clip.iterdir())
+    assert sum(f.stat().st_size for f in packed.iterdir()) < raw / 10  # crops 24 MB -> well under 1/10
+
+    # thinning: every 3rd frame stays valid (where it was), the others are marked not valid
+    valid0, valid1 = np.load(src_clip / "valid.npy"), np.load(packed / "valid.npy")
+    keep = np.arange(n) % 3 == 0
+    assert np.array_equal(valid1, valid0 & keep)
+
+    tool = _tool()
+    out = tool.unpack(tmp_path / "pack", tmp_path / "unpacked", restamp=True)
+    assert out["frames"] == n
+    back = tmp_path / "unpacked" / src_clip.name
+    crops0, crops1 = np.load(src_clip / "crops.npy"), np.load(back / "crops.npy")
+    assert crops1.shape == crops0.shape and crops1.dtype == np.uint8
+    kept = np.flatnonzero(keep)
+    assert min(tool._psnr(crops1[i], crops0[i]) for i in kept) > 35.0
+    # a thinned frame repeats the last kept one (up to the codec's rounding)
+    assert tool._psnr(crops1[2], crops0[0]) > tool._psnr(crops1[2], crops0[2]) + 3.0
+    assert (back / "crop_affine.npy").read_bytes() == (src_clip / "crop_affine.npy").read_bytes()
+
+    # restamped: this machine's versions, and preprocessing takes the cache as current (no re-tracking)
+    from d4e.data.preprocess import _is_current, config_digest, load_preprocess_config, versions
+
+    meta = json.loads((back / "meta.json").read_text())
+    assert meta["versions"] == versions()
+    shutil.copy2(src_clip / "mel.npy", back / "mel.npy")  # dropped above; a dub needs every cache file
+    digest = config_digest(load_preprocess_config(None))
+    assert _is_current(tmp_path / "unpacked", src_clip.name, meta["sha256"], digest, versions(), None)

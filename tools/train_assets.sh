@@ -9,7 +9,7 @@
 #
 #   1. preprocess every clip (track, crop, audio, mel)             -> build/assets/corpus
 #   2. face model (12 identity + 40 expression, 20 mouth/jaw)      -> assets/face_model.d4e   (float32, 0.3 MB)
-#   3. audio-to-expression model (2 seeds x 1100 steps, averaged) -> assets/audio_model.d4e  (float32, 4.5 MB)
+#   3. audio-to-expression model (3 seeds x 1100 steps, averaged) -> assets/audio_model.d4e  (float32, 6.7 MB)
 #   4. lip-sync model used by d4e eval / d4e demo (config steps)   -> assets/sync_model.d4e   (float32)
 #   5. renderer prior on every actor (d4e train-prior, CPU or GPU) -> build/assets/prior-full.ckpt
 #   6. shipped prior: renderer + mean texture in float16, face model float32, no per-actor textures,
@@ -18,7 +18,8 @@
 # The shipped prior was trained on the CPU (2 cores shared with other jobs): 244 steps in 33 minutes,
 # then resumed (`--resume`) to step 413 (about 90 more minutes at nice 19 beside other jobs); its header
 # records `shipped.source_step`. With a GPU, pass more steps (or use
-# `torchrun --nproc_per_node=N -m d4e.cli train-prior ...` with the same arguments).
+# `torchrun --nproc_per_node=N -m d4e.cli train-prior ...` with the same arguments); on one GPU,
+# `--config configs/prior_gpu.yaml` (measured: 16.6 steps/s on one H200; tools/gpu_check.sh, README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D4E=${D4E:-.venv/bin/d4e}

@@ -310,7 +310,7 @@ def adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool = Tru
             f"adaptation not available: {ctx.video.name} is not one of the prior's actors and this D4E has no "
             "`d4e adapt` stage; pass --actor actors/NAME.d4e") from None
     steps = ctx.config.adapt_steps
-    adapt_cfg, actors = getattr(ctx, "adapt_config", None), cache / "actors"
+    adapt_cfg, actors = ctx.adapt_config, cache / "actors"
     if steps is not None:
         import dataclasses
 

@@ -9,7 +9,7 @@
 #
 #   1. preprocess every clip (track, crop, audio, mel)             -> build/assets/corpus
 #   2. face model (12 identity + 40 expression, 20 mouth/jaw)      -> assets/face_model.d4e   (float32, 0.3 MB)
-#   3. audio-to-expression model (3 seeds x 1100 steps, averaged) -> assets/audio_model.d4e  (float32, 6.7 MB)
+#   3. audio-to-expression model (3 seeds x 1100 steps, averaged) -> assets/audio_model.d4e  (float32, 6.8 MB)
 #   4. lip-sync model used by d4e eval / d4e demo (config steps)   -> assets/sync_model.d4e   (float32)
 #   5. renderer prior on every actor (d4e train-prior, CPU or GPU) -> build/assets/prior-full.ckpt
 #   6. shipped prior: renderer + mean texture in float16, face model float32, no per-actor textures,

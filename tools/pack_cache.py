@@ -46,25 +46,16 @@ PACK_INFO = "crops_packed.json"
 
 
 def _encode(crops: np.ndarray, out: Path, crf: int) -> None:
-    import av
+    from d4e.io.writer import VideoWriter
 
-    with av.open(str(out), "w") as o:
-        s = o.add_stream("libx264", rate=25)
-        s.width, s.height = int(crops.shape[2]), int(crops.shape[1])
-        s.pix_fmt = "yuv444p"
-        s.options = {"crf": str(crf), "preset": "slow"}
-        for f in crops:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                o.mux(p)
-        for p in s.encode():
-            o.mux(p)
+    with VideoWriter(out, 25, crf=crf, preset="slow", pix_fmt="yuv444p") as w:
+        w.write_all(crops)
 
 
 def _decode(path: Path) -> list[np.ndarray]:
-    import av
+    from d4e.io.video import iter_frames
 
-    with av.open(str(path)) as c:
-        return [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+    return list(iter_frames(path))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -117,7 +117,7 @@ class AtomicMediaOutput:
 
 
 class VideoWriter(AtomicMediaOutput):
-    """Encode RGB frames to an H.264/yuv420p MP4, muxing an optional mono audio track.
+    """Encode RGB frames to an H.264 MP4 (yuv420p by default), muxing an optional mono audio track.
 
     Args:
         path: output ``.mp4`` (``.mov``/``.mkv`` also work).
@@ -129,9 +129,11 @@ class VideoWriter(AtomicMediaOutput):
         audio_sr: sample rate of ``audio`` (array) or the rate to decode a file to.
         audio_bitrate: AAC bit rate in bits/s.
         trim_audio: cut the audio to the video's duration (``n_frames / fps``) on close.
+        pix_fmt: ``"yuv420p"`` (plays everywhere) or ``"yuv444p"`` (full-resolution chroma, e.g. for
+            storing frames to be decoded back by D4E).
 
-    Frame size is taken from the first frame; odd sizes are padded by one edge pixel
-    (yuv420p needs even sizes). Every frame must have the first frame's size.
+    Frame size is taken from the first frame; with yuv420p odd sizes are padded by one edge pixel
+    (it needs even sizes). Every frame must have the first frame's size.
     """
 
     _containers = ("_container",)
@@ -146,12 +148,15 @@ class VideoWriter(AtomicMediaOutput):
         audio_sr: int = 16000,
         audio_bitrate: int = 128000,
         trim_audio: bool = True,
+        pix_fmt: str = "yuv420p",
     ):
         check(0 <= int(crf) <= 51, f"crf must be in [0, 51], got {crf}")
+        check(pix_fmt in ("yuv420p", "yuv444p"), f"pix_fmt must be yuv420p or yuv444p, got {pix_fmt!r}")
         check(float(fps) > 0, f"fps must be positive, got {fps}")
         self.path = Path(path)
         self.fps = as_fraction(fps)
-        self.crf, self.preset = int(crf), preset
+        self.crf, self.preset, self.pix_fmt = int(crf), preset, pix_fmt
+        self._pad = pix_fmt == "yuv420p"  # 4:2:0 chroma needs even sizes
         self.audio_bitrate = int(audio_bitrate)
         self.trim_audio = trim_audio
         if audio is not None and not isinstance(audio, np.ndarray):
@@ -177,13 +182,14 @@ class VideoWriter(AtomicMediaOutput):
             self.abort()
             raise OutputError(f"cannot write {self.path}: {exc}") from None
         vs = self._container.add_stream("libx264", rate=self.fps)
-        vs.width, vs.height = w + (w % 2), h + (h % 2)
-        vs.pix_fmt = "yuv420p"
+        pw, ph = (w % 2, h % 2) if self._pad else (0, 0)
+        vs.width, vs.height = w + pw, h + ph
+        vs.pix_fmt = self.pix_fmt
         vs.options = {"crf": str(self.crf), "preset": self.preset}
         vs.codec_context.time_base = Fraction(1) / self.fps
         self._vstream = vs
         self._size = (w, h)
-        if (w % 2) or (h % 2):
+        if pw or ph:
             log.warning("%s: frame size %dx%d is odd; padded to %dx%d for yuv420p", self.path, w, h, vs.width, vs.height)
         self._astream = None
         if self.audio is not None and len(self.audio):
@@ -204,7 +210,7 @@ class VideoWriter(AtomicMediaOutput):
             self._open(w, h)
         elif (w, h) != self._size:
             raise ValueError(f"frame {self.n_frames} is {w}x{h}, the video is {self._size[0]}x{self._size[1]}")
-        if (w % 2) or (h % 2):
+        if self._pad and ((w % 2) or (h % 2)):
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         vf.pts = self.n_frames

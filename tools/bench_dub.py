@@ -187,6 +187,7 @@ def main() -> None:
     from d4e.post.config import load_post_config
 
     post_cfg = load_post_config(args.post_config)
+    sharpen_on = post_cfg.sharpen and post_cfg.sharpen_amount > 0
     from d4e.adapt.config import load_adapt_config
 
     adapt_cfg = load_adapt_config(args.adapt_config)
@@ -198,7 +199,7 @@ def main() -> None:
         results = {}
         runs = [("raw", False, None), ("post", True, post_cfg),
                 ("post_nodetail", True, dataclasses.replace(post_cfg, detail=False))]
-        if post_cfg.sharpen and post_cfg.sharpen_amount > 0:
+        if sharpen_on:
             runs.append(("post_nosharpen", True, dataclasses.replace(post_cfg, sharpen=False)))
         runs = [r for r in runs if r[0] in wanted]
         for name, post, pcfg in runs:
@@ -233,7 +234,7 @@ def main() -> None:
         return round(results[run][key], nd) if run in results else None
 
     extra = {}
-    if post_cfg.sharpen and post_cfg.sharpen_amount > 0:
+    if sharpen_on:
         extra = {"sharpness_nosharpen": fig("post_nosharpen", "sharpness"),
                  "flicker_nosharpen": fig("post_nosharpen", "flicker")}
     print(f"frames measured: {q['frames']}; video fps {clip.fps:g}; stage seconds (post on): {q['timings']}")
@@ -275,18 +276,14 @@ def prepare_actor(args, cfg, adapt_cfg, cache: Path) -> tuple[str, dict]:
     if cfg.adapt_steps == 0:
         return "zero-shot (prior mean texture)", {}
     from d4e.adapt.actor import read_actor
-    from d4e.adapt.pipeline import config_fingerprint
-    from d4e.dub.run import adapt_actor
+    from d4e.dub.run import adapt_actor, adapted_actor_path
 
     t0 = time.perf_counter()
     ctx = SimpleNamespace(config=cfg, clip_dir=Path(clip_dir), video=Path(args.video), adapt_config=adapt_cfg)
     adapt_actor(model, args.prior, ctx, cache, progress=True)  # cached: the dub runs below reuse it
     steps = "configs/adapt.yaml" if cfg.adapt_steps is None else f"{cfg.adapt_steps} steps"
     print(f"adaptation (or cache hit): {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    eff = adapt_cfg if cfg.adapt_steps is None else dataclasses.replace(
-        adapt_cfg, train=dataclasses.replace(adapt_cfg.train, steps=int(cfg.adapt_steps)))
-    (path,) = (cache / "actors").rglob(f"{Path(clip_dir).name}-*-{config_fingerprint(eff)}.d4e")
-    val = read_actor(path)[1].get("validation") or {}
+    val = read_actor(adapted_actor_path(args.prior, ctx, cache))[1].get("validation") or {}
     info = {"adapt_psnr": round(float(val.get("psnr", float("nan"))), 3), "adapt_loss_hf": adapt_cfg.loss.hf}
     return f"adapted on the first {cfg.adapt_seconds:g} s ({steps})", info
 

@@ -68,9 +68,10 @@ def find_mix_clips(header: dict[str, Any], mix_data: list[str | os.PathLike] | N
 
 
 def _has_actor_textures(header: dict[str, Any]) -> bool:
-    """Whether the prior keeps its training actors' textures (an exported prior keeps only their mean)."""
-    shipped = header.get("shipped")
-    return not (isinstance(shipped, dict) and "per-actor textures" in (shipped.get("dropped") or []))
+    """Whether the prior keeps a texture for any of its training clips (an exported prior keeps only their
+    mean, under another name); True when the prior records no training clips."""
+    clips = [d.get("clip") for d in header.get("data", []) if isinstance(d, dict)]
+    return not clips or any(c in header.get("actors", []) for c in clips)
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -300,6 +301,17 @@ def config_fingerprint(config: AdaptConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def dub_actor_path(prior: str | os.PathLike, clip_dir: str | os.PathLike, seconds: float = 4.0,
+                   cache_dir: str | os.PathLike | None = None, config: AdaptConfig | None = None) -> Path:
+    """Where :func:`adapt_for_dub` caches the actor: ``<clip id>-<prior sha8>-<seconds>s-<config sha8>.d4e``
+    under ``cache_dir`` (default ``default_cache_dir()/actors``)."""
+    from d4e.core.checkpoint import file_sha256
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "actors"
+    cfg_sha = config_fingerprint(config if config is not None else load_adapt_config())
+    return cache / f"{Path(clip_dir).name}-{file_sha256(prior)[:8]}-{seconds:g}s-{cfg_sha}.d4e"
+
+
 def adapt_for_dub(model, prior: str | os.PathLike, clip_dir: str | os.PathLike, seconds: float = 4.0,
                   cache_dir: str | os.PathLike | None = None, progress: bool = True, config: AdaptConfig | None = None):
     """``d4e dub`` without ``--actor``: adapt on the first ``seconds`` of a cached clip, cache the actor file.
@@ -317,12 +329,9 @@ def adapt_for_dub(model, prior: str | os.PathLike, clip_dir: str | os.PathLike, 
         ``(model, actor_index)`` as :func:`d4e.adapt.actor.load_actor`.
     """
     from d4e.adapt.actor import load_actor
-    from d4e.core.checkpoint import file_sha256
 
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "actors"
     clip_dir = Path(clip_dir)
-    cfg_sha = config_fingerprint(config if config is not None else load_adapt_config())
-    target = cache / f"{clip_dir.name}-{file_sha256(prior)[:8]}-{seconds:g}s-{cfg_sha}.d4e"
+    target = dub_actor_path(prior, clip_dir, seconds, cache_dir, config)
     if not target.is_file():
         adapt_actor(prior, [clip_dir], target, clip_dir.name, config=config, seconds=seconds, progress=progress,
                     device=next(model.parameters()).device)

@@ -309,6 +309,21 @@ def adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool = Tru
         raise D4EError(
             f"adaptation not available: {ctx.video.name} is not one of the prior's actors and this D4E has no "
             "`d4e adapt` stage; pass --actor actors/NAME.d4e") from None
+    adapt_cfg, actors = _dub_adapt_settings(ctx, cache)
+    return adapt_for_dub(model, prior, ctx.clip_dir, seconds=ctx.config.adapt_seconds,
+                         cache_dir=actors, progress=progress, config=adapt_cfg)
+
+
+def adapted_actor_path(prior, ctx: DubContext, cache: Path) -> Path:
+    """The file :func:`adapt_actor` caches the adapted actor in (for ``ctx`` and ``cache``)."""
+    from d4e.adapt.pipeline import dub_actor_path
+
+    adapt_cfg, actors = _dub_adapt_settings(ctx, cache)
+    return dub_actor_path(prior, ctx.clip_dir, ctx.config.adapt_seconds, actors, adapt_cfg)
+
+
+def _dub_adapt_settings(ctx: DubContext, cache: Path):
+    """``(adaptation config, actor cache folder)``: ``ctx.adapt_config`` capped at ``ctx.config.adapt_steps``."""
     steps = ctx.config.adapt_steps
     adapt_cfg, actors = ctx.adapt_config, cache / "actors"
     if steps is not None:
@@ -319,8 +334,7 @@ def adapt_actor(model, prior, ctx: DubContext, cache: Path, progress: bool = Tru
         adapt_cfg = adapt_cfg if adapt_cfg is not None else load_adapt_config()
         adapt_cfg = dataclasses.replace(adapt_cfg, train=dataclasses.replace(adapt_cfg.train, steps=int(steps)))
         actors = actors / f"{int(steps)}-steps"
-    return adapt_for_dub(model, prior, ctx.clip_dir, seconds=ctx.config.adapt_seconds,
-                         cache_dir=actors, progress=progress, config=adapt_cfg)
+    return adapt_cfg, actors
 
 
 def zero_shot_actor(model, name: str):

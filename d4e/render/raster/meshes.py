@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from d4e.core.check import check
 from d4e.errors import InputError, NoFaceError
 
 __all__ = ["face_landmarks", "face_mesh", "landmark_mesh", "grid_mesh"]
@@ -85,9 +86,7 @@ def landmark_mesh(landmarks: np.ndarray, margin: float = 1.15) -> tuple[torch.Te
     """
     from d4e.face import load_topology
 
-    from d4e.core.check import check
-
-    landmarks = np.asarray(landmarks, np.float64)
+    landmarks = np.asarray(landmarks, np.float32)
     check(landmarks.ndim == 3 and landmarks.shape[1:] == (478, 3),
           f"landmarks: expected (N, 478, 3), got {list(landmarks.shape)}")
     topo = load_topology()

@@ -166,7 +166,7 @@ class AudioModel:
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike, extra_meta: dict[str, Any] | None = None) -> Path:
         """Write the model to ``path`` atomically (checkpoint kind ``"audio"``)."""
-        tensors = prefixed(self.net.state_dict(), "net")
+        tensors = prefixed({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, "net")
         tensors["space.ref_anchors"] = torch.from_numpy(self.space.ref_anchors)
         tensors["space.basis"] = torch.from_numpy(self.space.basis)
         tensors["space.std"] = torch.from_numpy(self.space.std)

@@ -87,10 +87,17 @@ def _track(clip: Clip, tg: ClipTargets, R: int, speed: float = 1.0, smooth_s: fl
     return mel, pad, rows_tgt.astype(np.float32), rows_ok
 
 
+def _window_targets(tc) -> int:
+    """Target rows (50 Hz) of a training window of ``tc.window_s`` seconds."""
+    return max(4, int(round(tc.window_s * ROW_RATE)))
+
+
 def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator,
-             speeds: list[float] | tuple[float, ...] = (), smooth_s: float = 0.0) -> _Prepared:
+             speeds: list[float] | tuple[float, ...] = (), smooth_s: float = 0.0, window_rows: int = 0) -> _Prepared:
     mel, pad, rows_tgt, rows_ok = _track(clip, tg, R, 1.0, smooth_s)
-    level = 10 ** (np.repeat(rng.uniform(-75, -45, 8), 8000) / 20)  # faint noise, level varying every 0.5 s
+    # faint noise, level varying every 0.5 s: at least 4 s, and longer than a training window (window_rows mel rows)
+    blocks = max(8, -(-(window_rows + 16) * 160 // 8000))
+    level = 10 ** (np.repeat(rng.uniform(-75, -45, blocks), 8000) / 20)
     noise = (rng.standard_normal(len(level)) * level).astype(np.float32)
     variants = [_Track(*_track(clip, tg, R, float(s), smooth_s)) for s in speeds if float(s) != 1.0]
     return _Prepared(clip, tg, mel, pad, rows_tgt, rows_ok, log_mel(noise), variants=variants)
@@ -270,12 +277,16 @@ def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space:
     rng = np.random.default_rng(seed)
     R = 3 + 2 * sum(cfg.net.dilations)
     speeds = cfg.train.speeds if cfg.train.speed_prob > 0 else ()
-    prep = [_prepare(c, clip_targets(c, space), R, rng, speeds, cfg.train.target_smooth_s) for c in clips]
+    n_rows = _window_targets(tc)
+    window_rows = 2 * (n_rows - 1) + 2 * R + 1  # mel rows of a training window (_batch)
+    prep = [_prepare(c, clip_targets(c, space), R, rng, speeds, cfg.train.target_smooth_s, window_rows)
+            for c in clips]
     return space, prep, dirs
 
 
 def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out: str | os.PathLike | None = None,
-                      progress: bool = True, log=print) -> tuple[AudioModel, dict[str, float]]:
+                      progress: bool = True, log=print, device: str | torch.device = "cpu"
+                      ) -> tuple[AudioModel, dict[str, float]]:
     """Train the network on the tracked corpus; evaluate on the last ``holdout`` of every clip.
 
     The ``val_fraction`` of every clip just before its held-out part is left out of
@@ -291,11 +302,21 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         cfg: :class:`AudioConfig`.
         out: checkpoint path, written atomically at every evaluation and at the end.
         progress: tqdm bar with the loss and held-out figures.
+        device: where the networks train and evaluate (``"cpu"``, ``"cuda"``, ...); training windows are
+            drawn on the CPU either way, and the returned model is on the CPU.
 
     Returns:
         ``(model, held-out metrics)``.
     """
     tc = cfg.train
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"train-audio: unknown device {str(device)!r} (cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("train-audio: --device cuda, but PyTorch sees no CUDA device")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError(f"train-audio: no device {device} (PyTorch sees {torch.cuda.device_count()} CUDA devices)")
     if tc.ensemble < 1:
         raise InputError(f"train.ensemble must be >= 1, got {tc.ensemble}")
     if not 0.0 <= tc.val_fraction < 1.0 - tc.holdout:
@@ -311,12 +332,13 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
             st = UtteranceStats(80, cfg.net.utt_norm_range)
             st.update(tr.mel[tr.pad : len(tr.mel) - tr.pad])
             tr.shift = utterance_shift(st.mean(), mel_mean.numpy(), cfg.net.utt_norm_max_shift)
-    n_rows = max(4, int(round(tc.window_s * ROW_RATE)))
+    n_rows = _window_targets(tc)
     scale = float(space.std[0])
     # opening = inner-lip vertical distance, linear in the coefficients: open_dir . coeffs (+ actor constant)
     b = space.basis.reshape(space.n_components, -1, 3)
     open_dir = torch.from_numpy((b[:, MOUTH.index(INNER_LOWER), 1] - b[:, MOUTH.index(INNER_UPPER), 1]).copy())
     open_std = float(np.sqrt(((open_dir.numpy() * space.std) ** 2).sum())) + 1e-6
+    open_dir = open_dir.to(device)
     meta = {"provenance": {"clips": [d.name for d in dirs],
                            "audio_sha256": {p.clip.clip_id: _sha(p.clip.file_audio) for p in prep}},
             "audio_offsets": {"mode": tc.offsets, "unestablished": tc.unestablished,
@@ -341,6 +363,7 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         net.mel_mean.copy_(mel_mean)
         net.mel_std.copy_(mel_std)
         net.out_std.copy_(torch.from_numpy(space.std))
+        net.to(device)
         whole = net if tc.ensemble == 1 else EnsembleNet(members + [net])
         if model is None:
             model = AudioModel(whole, space, cfg, meta)
@@ -352,7 +375,7 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         recent: list[float] = []
         for step in range(tc.steps):
             net.train()
-            mel, tgt, mask = _batch(prep, cfg, R, rng, n_rows)
+            mel, tgt, mask = (t.to(device, non_blocking=True) for t in _batch(prep, cfg, R, rng, n_rows))
             pred = net.forward_valid(mel)[:, :n_rows]
             e = ((pred - tgt) / scale) ** 2
             loss_pos = (e.sum(-1) * mask).sum() / mask.sum().clamp(min=1)
@@ -419,6 +442,7 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
     if bar is not None:
         bar.close()
     model.net.eval()
+    model.net.to("cpu")
     return model, metrics
 
 

@@ -30,6 +30,8 @@ def add_arguments(p) -> None:
                    help="with --offsets measured: clips with no measured offset are trained as they are (keep) or "
                         "left out of training (exclude); overrides the config")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--device", default="cpu",
+                   help="where the network trains: cpu (default; the shipped model's recipe) or cuda[:N]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -62,7 +64,8 @@ def main(args) -> int:
     if args.unestablished is not None:
         train["unestablished"] = args.unestablished
     cfg = load_audio_config(args.config, {"train": train} if train else None)
-    model, metrics = train_audio_model(args.data, cfg, out=out, progress=not args.no_progress, log=log.info)
+    model, metrics = train_audio_model(args.data, cfg, out=out, progress=not args.no_progress, log=log.info,
+                                        device=args.device)
     log.info(f"held-out: lip vertex error {metrics['lve']:.4f} IOD, mouth-opening correlation {metrics['corr']:.3f}")
     log.info(f"wrote {out}")
     return 0

@@ -98,3 +98,25 @@ def test_train_audio_bad_val_fraction(corpus_cache, tmp_path, capsys):
     assert entrypoint(["train-audio", "--data", str(corpus_cache), "--out", str(out), "--val-fraction", "0.9"]) == 2
     assert "val_fraction" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_train_audio_bad_device(corpus_cache, tmp_path, capsys):
+    out = tmp_path / "audio.ckpt"
+    for dev in ("cuda:99", "toaster"):
+        assert entrypoint(["train-audio", "--data", str(corpus_cache), "--out", str(out), "--device", dev]) == 2
+        assert "device" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_train_window_longer_than_noise(corpus_cache, tmp_path):
+    """A training window longer than the 4 s of faint noise used for silence augmentation (here 4.6 s plus
+    the receptive field) draws from a longer noise track instead of failing in numpy ('high <= 0')."""
+    from d4e.audio.config import load_audio_config
+    from d4e.audio.train import train_audio_model
+
+    cfg = load_audio_config(None, {"net": {"channels": 8, "dilations": [1, 2], "dropout": 0.0},
+                                   "targets": {"n_components": 4},
+                                   "train": {"steps": 3, "batch": 4, "window_s": 4.6, "eval_every": 0, "ensemble": 1,
+                                             "silence_prob": 1.0}})
+    model, metrics = train_audio_model([corpus_cache], cfg, progress=False, log=None)
+    assert metrics["step"] == 3 and np.isfinite(metrics["lve"])

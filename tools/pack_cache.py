@@ -12,8 +12,12 @@ which reads the crops, the crop transforms, the valid flags and the face fit), e
 for the clips named with ``--keep-all``. ``--max-frames N`` thins longer clips for jobs that sample
 frames (prior training): a clip of ``n > N`` frames keeps every ``ceil(n / N)``-th frame; the
 others are marked not valid in ``valid.npy`` (so training never draws them) and stored as
-repeats of the last kept frame (nearly free in H.264). ``unpack`` decodes the crops back to
-``crops.npy`` and checks the frame count.
+repeats of the last kept frame (nearly free in H.264). ``--drop crops.npy`` leaves the crops
+out (jobs that read no image: audio-model training). ``--landmarks audio`` keeps only the
+landmark points the audio model reads (``d4e.audio.targets``: alignment anchors, lips, jaw;
+80 of 478, exact float32 values, in ``landmarks_subset.npz``), a sixth of the size. ``unpack``
+decodes the crops back to ``crops.npy`` and checks the frame count, and writes a subset back
+as a full ``landmarks.npy`` whose other points are NaN (so code reading them fails loudly).
 
 The cache's ``meta.json`` records the library versions that made it (a cache made with
 other versions is re-made by ``d4e preprocess`` / ``d4e dub``). ``unpack --restamp``
@@ -43,6 +47,14 @@ sys.path.insert(0, str(REPO))
 
 PACKED = "crops.mp4"
 PACK_INFO = "crops_packed.json"
+SUBSET = "landmarks_subset.npz"
+
+
+def audio_points() -> list[int]:
+    """The landmark indices d4e.audio reads (alignment anchors, then mouth points), sorted."""
+    from d4e.audio.targets import ANCHORS, EYE_L, EYE_R, MOUTH
+
+    return sorted(set(ANCHORS) | set(MOUTH) | {EYE_L, EYE_R})
 
 
 def _encode(crops: np.ndarray, out: Path, crf: int) -> None:
@@ -89,7 +101,8 @@ def thin(crops: np.ndarray, valid: np.ndarray, max_frames: int) -> tuple[np.ndar
     return np.asarray(crops)[src], valid & (np.arange(n) % step == 0), step
 
 
-def pack(src: Path, dst: Path, crf: int, drop: list[str], keep_all: list[str], max_frames: int = 0) -> dict:
+def pack(src: Path, dst: Path, crf: int, drop: list[str], keep_all: list[str], max_frames: int = 0,
+         landmarks: str = "all") -> dict:
     from tqdm import tqdm
 
     if dst.exists():
@@ -105,7 +118,13 @@ def pack(src: Path, dst: Path, crf: int, drop: list[str], keep_all: list[str], m
         full = any(k in d.name for k in keep_all)
         step = 1
         for f in sorted(d.iterdir()):
-            if f.name == "crops.npy":
+            if f.name in drop and not full:
+                continue
+            if f.name == "landmarks.npy" and landmarks == "audio" and not full:
+                idx = np.array(audio_points())
+                lm = np.load(f, mmap_mode="r")
+                np.savez_compressed(out / SUBSET, idx=idx, points=np.asarray(lm[:, idx]), n_points=lm.shape[1])
+            elif f.name == "crops.npy":
                 crops = np.load(f, mmap_mode="r")
                 if max_frames > 0 and not full:
                     crops, valid, step = thin(crops, np.load(d / "valid.npy"), max_frames)
@@ -123,12 +142,12 @@ def pack(src: Path, dst: Path, crf: int, drop: list[str], keep_all: list[str], m
                                                          "thinned_step": step}))
                 tqdm.write(f"{d.name}: {len(crops)} frames (every {step}), "
                            f"{(out / PACKED).stat().st_size / len(crops):.0f} B/frame, {p:.2f} dB")
-            elif f.is_file() and (full or f.name not in drop) and not (f.name == "valid.npy" and (out / f.name).exists()):
+            elif f.is_file() and not (f.name == "valid.npy" and (out / f.name).exists()):
                 shutil.copy2(f, out / f.name)
     tmp.rename(dst)
     size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
-    return {"frames": frames, "bytes": size, "psnr_mean": round(float(np.mean(psnrs)), 2),
-            "psnr_min": round(float(np.min(psnrs)), 2)}
+    return {"frames": frames, "bytes": size, "psnr_mean": round(float(np.mean(psnrs)), 2) if psnrs else None,
+            "psnr_min": round(float(np.min(psnrs)), 2) if psnrs else None}
 
 
 def unpack(src: Path, dst: Path, restamp: bool) -> dict:
@@ -155,6 +174,12 @@ def unpack(src: Path, dst: Path, restamp: bool) -> dict:
                     raise SystemExit(f"pack_cache: {d.name}: decoded {dec.shape}, packed {info['shape']}")
                 np.save(out / "crops.npy", dec)
                 frames += len(dec)
+            elif f.name == SUBSET:
+                z = np.load(f)
+                pts = z["points"]
+                full_lm = np.full((len(pts), int(z["n_points"]), 3), np.nan, np.float32)
+                full_lm[:, z["idx"]] = pts
+                np.save(out / "landmarks.npy", full_lm)
             elif f.name != PACK_INFO:
                 shutil.copy2(f, out / f.name)
         if vers is not None:
@@ -181,6 +206,8 @@ def main() -> None:
     a.add_argument("--keep-all", nargs="*", default=[], help="clips (name substrings) that keep every file and frame")
     a.add_argument("--max-frames", type=int, default=0,
                    help="thin longer clips to about this many valid frames (0: keep all)")
+    a.add_argument("--landmarks", choices=("all", "audio"), default="all",
+                   help="audio: keep only the landmark points the audio model reads (NaN elsewhere once unpacked)")
     b = sub.add_parser("unpack", help="portable folder -> cache")
     b.add_argument("src")
     b.add_argument("dst")
@@ -188,7 +215,7 @@ def main() -> None:
     args = p.parse_args()
     t0 = time.perf_counter()
     if args.cmd == "pack":
-        res = pack(Path(args.src), Path(args.dst), args.crf, args.drop, args.keep_all, args.max_frames)
+        res = pack(Path(args.src), Path(args.dst), args.crf, args.drop, args.keep_all, args.max_frames, args.landmarks)
     else:
         res = unpack(Path(args.src), Path(args.dst), args.restamp)
     res["seconds"] = round(time.perf_counter() - t0, 1)

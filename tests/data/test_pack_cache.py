@@ -70,3 +70,30 @@ def test_pack_thin_unpack_roundtrip(corpus_cache, shared_data, tmp_path):
     shutil.copy2(src_clip / "mel.npy", back / "mel.npy")  # dropped above; a dub needs every cache file
     digest = config_digest(load_preprocess_config(None))
     assert _is_current(tmp_path / "unpacked", src_clip.name, meta["sha256"], digest, versions(), None)
+
+
+def test_pack_audio_only(corpus_cache, tmp_path):
+    """--drop crops.npy --landmarks audio: a cache for audio-model jobs, a sixth of the landmarks; unpacked, the
+    audio model's targets and evaluation are the original ones, and every point it does not read is NaN."""
+    from d4e.audio.data import clip_targets, load_clip
+    from d4e.audio.model import AudioModel
+
+    src_clip = _one_clip_cache(corpus_cache, tmp_path / "cache")
+    tool = _tool()
+    tool.pack(tmp_path / "cache", tmp_path / "pack", 18, ["crops.npy", "mel.npy"], [], landmarks="audio")
+    packed = tmp_path / "pack" / src_clip.name
+    assert not (packed / "crops.npy").exists() and not (packed / tool.PACKED).exists()
+    assert not (packed / "landmarks.npy").exists()
+    assert (packed / tool.SUBSET).stat().st_size < (src_clip / "landmarks.npy").stat().st_size / 4
+    tool.unpack(tmp_path / "pack", tmp_path / "unpacked", restamp=False)
+    back = tmp_path / "unpacked" / src_clip.name
+    lm0, lm1 = np.load(src_clip / "landmarks.npy"), np.load(back / "landmarks.npy")
+    idx = tool.audio_points()
+    assert lm1.shape == lm0.shape and np.array_equal(lm1[:, idx], lm0[:, idx])
+    others = np.setdiff1d(np.arange(lm0.shape[1]), idx)
+    assert len(idx) < 100 and np.isnan(lm1[:, others]).all()
+    model = AudioModel.load()
+    t0 = clip_targets(load_clip(src_clip), model.space)
+    t1 = clip_targets(load_clip(back), model.space)
+    for name in ("points", "coeffs", "opening", "neutral"):
+        np.testing.assert_array_equal(getattr(t0, name), getattr(t1, name))

@@ -18,7 +18,10 @@ YAML, so lists are written ``[1,2]`` and a comma inside brackets does not split)
 variant writes ``OUT/NAME.d4e`` (the checkpoint, rewritten after every ensemble member)
 and ``OUT/NAME.json`` (its figures). ``--deadline S`` stops variants still running after
 S seconds; their figures are then those of the members finished so far (read from the
-checkpoint), marked ``"partial": true``. Ends with one JSON line: variant -> figures.
+checkpoint), marked ``"partial": true``. ``corr``/``lve`` are the held-out frames in the
+trained alignment; ``--heldout-file`` adds them with the files' own audio (what
+``tools/bench_audio.py`` reports as ``corr``): for measuring a recipe's spread over seeds,
+not for choosing between recipes. Ends with one JSON line: variant -> figures.
 """
 
 from __future__ import annotations
@@ -97,10 +100,16 @@ def _job(name: str, over: dict, args: dict) -> None:
         cfg.train.eval_every = cfg.train.steps
     out = Path(args["out"])
     t0 = time.time()
-    _, metrics = train_audio_model(args["data"], cfg, out=out / f"{name}.d4e", progress=False, log=None,
-                                   device=args["device"])
+    model, metrics = train_audio_model(args["data"], cfg, out=out / f"{name}.d4e", progress=False, log=None,
+                                       device=args["device"])
     res = {"variant": name, "overrides": over, **_figures(metrics), "seconds": round(time.time() - t0, 1),
            "partial": False}
+    if args["heldout_file"]:  # held-out frames with the files' own audio (bench_audio's corr): report, never choose
+        from d4e.audio.train import evaluate, prepare_corpus
+
+        _, prep, _ = prepare_corpus(args["data"], cfg, space=model.space)
+        hf = evaluate(model, prep, part="heldout", align="file")
+        res["heldout_corr_file"], res["heldout_lve_file"] = hf["corr"], hf["lve"]
     (out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
 
 
@@ -125,6 +134,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2, help="variants trained at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per variant")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (every job shares it)")
+    ap.add_argument("--heldout-file", action="store_true",
+                    help="also score the held-out frames with the files' own audio (what bench_audio's corr "
+                         "measures; for reporting a recipe's spread over seeds, not for choosing)")
     ap.add_argument("--deadline", type=float, default=0.0, help="stop variants still running after this many s")
     args = ap.parse_args()
     variants = [parse_variant(v) for v in args.variant]
@@ -134,7 +146,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shared = {"data": args.data, "config": args.config, "val_fraction": args.val_fraction, "threads": args.threads,
-              "device": args.device, "out": str(out)}
+              "device": args.device, "out": str(out), "heldout_file": args.heldout_file}
     ctx = mp.get_context("spawn")
     t0 = time.time()
     pending = list(variants)

@@ -33,7 +33,7 @@ def test_parse_variant():
 def test_sweep_two_variants(corpus_cache, tmp_path):
     small = "net.channels=8,net.dilations=[1,2],targets.n_components=4,train.batch=4,train.window_s=0.8"
     res = subprocess.run([sys.executable, str(REPO / "tools" / "sweep_audio.py"), "--data", str(corpus_cache),
-                          "--out", str(tmp_path), "--jobs", "2",
+                          "--out", str(tmp_path), "--jobs", "2", "--heldout-file",
                           "--variant", f"a:{small},train.steps=4,train.ensemble=1",
                           "--variant", f"b:{small},train.steps=6,train.ensemble=2"],
                          capture_output=True, text=True, timeout=600)
@@ -44,6 +44,8 @@ def test_sweep_two_variants(corpus_cache, tmp_path):
     for r in out.values():
         assert not r["partial"] and -1.0 <= r["val_corr_file"] <= 1.0 and -1.0 <= r["val_corr_measured"] <= 1.0
         assert 0.0 < r["val_lve_file"] < 0.3
+        assert -1.0 <= r["heldout_corr_file"] <= 1.0 and 0.0 < r["heldout_lve_file"] < 0.3
+        assert r["heldout_corr_file"] != r["corr"]  # files' audio vs the trained (offset-corrected) alignment
         assert r["overrides"]["train"]["val_fraction"] == 0.1  # the validation slice is kept out by default
     assert (tmp_path / "a.d4e").is_file() and (tmp_path / "b.json").is_file()
     # a variant stopped early is read back from its last checkpoint

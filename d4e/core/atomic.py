@@ -58,12 +58,12 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None):
             dir=target.parent, prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".tmp" + target.suffix
         )
         os.close(fd)
-        normal_permissions(tmp)
     except OSError as exc:
         raise OutputError(_explain(exc, target)) from None
     tmp = Path(tmp)
     try:
         yield tmp
+        normal_permissions(tmp)  # after the writer: some (safetensors' save_file) recreate the file as 0600
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -74,14 +74,19 @@ def test_atomic_outputs_get_normal_permissions(tmp_path):
     import os
     import stat
 
+    import torch
+
     from d4e.core.atomic import atomic_write_bytes
+    from d4e.core.checkpoint import save_checkpoint
 
     umask = os.umask(0o022)
     try:
         atomic_write_bytes(tmp_path / "a.bin", b"x")
         with VideoWriter(tmp_path / "v.mp4", fps=25) as w:
             w.write(np.zeros((16, 16, 3), np.uint8))
+        # safetensors' save_file recreates the temporary file as 0600: checkpoints (actors, models) were private
+        save_checkpoint(tmp_path / "c.d4e", {"a": torch.zeros(2)}, "prior")
     finally:
         os.umask(umask)
-    for name in ("a.bin", "v.mp4"):
+    for name in ("a.bin", "v.mp4", "c.d4e"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644

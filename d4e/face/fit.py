@@ -133,7 +133,8 @@ def fit_clip(
 
 
 def _fit_clip(model, landmarks, valid, config: FitConfig, identity) -> FaceFit:
-    lm = torch.as_tensor(np.asarray(landmarks))
+    arr = np.asarray(landmarks)
+    lm = torch.as_tensor(arr if arr.flags.writeable else arr.copy())  # (a cache's memory map is read-only)
     check(lm.dim() == 3 and lm.shape[1] >= N_MESH and lm.shape[2] == 3,
           f"landmarks: expected (N, 478, 3), got {tuple(lm.shape)}")
     # per-frame work in float32 (pixels: ample precision); the small normal equations in float64

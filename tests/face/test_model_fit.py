@@ -189,3 +189,19 @@ def test_unseen_actor_error(corpus_landmarks, face_config):
     e = landmark_error(model, fit, lm).numpy()[valid]
     print(f"unseen actor: mean {e.mean():.4f} p95 {np.percentile(e, 95):.4f}")
     assert e.mean() < 0.02 and np.percentile(e, 95) < 0.03
+
+
+def test_fit_reads_a_read_only_cache_array(heldout, corpus_landmarks, face_config):
+    """A cache's landmarks come memory-mapped read-only; fitting them gives the same fit and no PyTorch warning
+    about non-writable arrays (it printed during d4e adapt)."""
+    import warnings
+
+    lm, valid = corpus_landmarks[1]
+    lm = lm[:30].copy()
+    ro = lm.view()
+    ro.flags.writeable = False
+    ref = fit_clip(heldout.model, lm, valid[:30], face_config.fit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_clip(heldout.model, ro, valid[:30], face_config.fit)
+    assert torch.equal(fit.expression, ref.expression) and torch.equal(fit.identity, ref.identity)

@@ -3,10 +3,12 @@
 
 Model weights cannot be downloaded from hubs here, but one small pretrained speech model
 ships inside a PyPI wheel: Google's ``speech_embedding`` (96 values per 760 ms of audio,
-trained on a large speech corpus for keyword spotting; Apache-2.0), as ONNX files in the
+trained on a large speech corpus for keyword spotting), as ONNX files in the
 ``openwakeword==0.4.0`` wheel (``openwakeword/resources/models/melspectrogram.onnx`` and
-``embedding_model.onnx``). This probe is not part of D4E: it measures whether that
-embedding is worth building into the audio model.
+``embedding_model.onnx``). Licence, to settle before shipping anything built on it: the
+openWakeWord README says Google provides that model under Apache-2.0 (TF Hub), and also
+that all pre-trained models included in openWakeWord are CC BY-NC-SA 4.0. This probe is not
+part of D4E: it measures whether that embedding is worth building into the audio model.
 
 For every clip of a preprocessing cache (the audio model's splits: training frames, the
 validation slice, the held-out 20%), each video frame gets

@@ -23,9 +23,14 @@ chosen on the validation slice. Scores: frame-weighted per-clip correlation on t
 validation slice and the held-out frames, with the trained (offset-corrected) audio and
 with the files' own audio (what ``tools/bench_audio.py`` calls ``corr``).
 
+``--phones`` adds ``phones``: the phone recognised at each 10 ms by PocketSphinx's all-phone
+decoder (``pocketsphinx`` wheel, BSD licence, en-us acoustic model inside; one-hot at 7 time
+offsets, -100 .. +100 ms), a licence-clean alternative.
+
 With ``--net MODEL`` (an audio model trained with a validation slice, e.g. by
-``tools/sweep_audio.py``), the probe is also fused with that network's predicted opening:
-``z(net) + beta * z(probe)`` per clip, ``beta`` chosen on the validation slice.
+``tools/sweep_audio.py``), the ``emb`` probe (and ``phones`` with ``--phones``) is also fused
+with that network's predicted opening: ``z(net) + beta * z(probe)`` per clip, ``beta``
+chosen on the validation slice.
 
     pip install onnxruntime openwakeword==0.4.0 --no-deps   # only for this probe
     python tools/probe_speech_embedding.py --data .test-cache/corpus [--net v1.d4e]
@@ -89,6 +94,34 @@ def speech_embedding(audio: np.ndarray, fps: float, n: int, sessions) -> np.ndar
                            for i in range(0, len(wins), 512)])
 
 
+PHONE_TAPS = (-10, -5, -2, 0, 2, 5, 10)  # 10 ms rows
+
+
+class Phones:
+    """PocketSphinx all-phone decoding -> one phone label per 10 ms."""
+
+    def __init__(self):
+        import os
+
+        try:
+            from pocketsphinx import Decoder, get_model_path
+        except ImportError:
+            raise SystemExit("probe_speech_embedding: --phones needs pocketsphinx (pip install pocketsphinx)") from None
+        mp = get_model_path()
+        self.dec = Decoder(hmm=os.path.join(mp, "en-us", "en-us"), allphone=os.path.join(mp, "en-us", "en-us-phone.lm.bin"),
+                           lw=2.0, beam=1e-20, pbeam=1e-20, samprate=16000, logfn=os.devnull)
+
+    def labels(self, audio: np.ndarray) -> np.ndarray:
+        d = self.dec
+        d.start_utt()
+        d.process_raw((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+        d.end_utt()
+        lab = np.full(len(audio) // 160 + 1, "SIL", object)
+        for s in d.seg():
+            lab[s.start_frame : s.end_frame + 1] = s.word.split("(")[0].strip("+")
+        return lab
+
+
 def _taps(x: np.ndarray, centres: np.ndarray, taps) -> np.ndarray:
     return np.concatenate([x[np.clip(centres + k, 0, len(x) - 1)] for k in taps], 1)
 
@@ -123,8 +156,10 @@ def main() -> int:
                                                      "(default: the installed openwakeword package's)")
     ap.add_argument("--net", default=None, help="audio model trained with a validation slice, to fuse with")
     ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--phones", action="store_true", help="also probe PocketSphinx phone labels (needs pocketsphinx)")
     args = ap.parse_args()
     sessions = _sessions(args.onnx_dir)
+    phones = Phones() if args.phones else None
     space_model = AudioModel.load(args.net) if args.net else AudioModel.load()
     cfg = load_audio_config(None, {"train": {"val_fraction": args.val_fraction}})
     _, prep, _ = prepare_corpus([args.data], cfg, space=space_model.space)
@@ -137,7 +172,23 @@ def main() -> int:
             for al, a in (("trained", c.audio), ("file", c.file_audio)):
                 g = space_model.predict(a, c.fps, c.n_frames)
                 feats[c.clip_id][al]["net"] = opening_of_points(space_model.mouth_points(g, p.tg.actor_mean))
+        if phones is not None:
+            for al, a in (("trained", c.audio), ("file", c.file_audio)):
+                feats[c.clip_id][al]["phones"] = phones.labels(a)  # labels now, one-hot once the set is known
         print(f"{c.clip_id}: {c.n_frames} frames", file=sys.stderr, flush=True)
+    kinds = ["mel", "emb", "both"]
+    if phones is not None:
+        vocab = sorted({x for d in feats.values() for al in d.values() for x in set(al["phones"])})
+        index = {v: i for i, v in enumerate(vocab)}
+        for p in prep:
+            c = p.clip
+            for al in ("trained", "file"):
+                lab = feats[c.clip_id][al]["phones"]
+                oh = np.zeros((len(lab), len(vocab)), np.float32)
+                oh[np.arange(len(lab)), [index[x] for x in lab]] = 1.0
+                feats[c.clip_id][al]["phones"] = _taps(oh, np.round(np.arange(c.n_frames) / c.fps * 100).astype(int),
+                                                       PHONE_TAPS)
+        kinds.append("phones")
 
     def fit(kind: str, alpha: float):
         X, y = [], []
@@ -163,8 +214,8 @@ def main() -> int:
 
     out: dict[str, float] = {}
     probes = {}
-    print(f"{'features':10s} {'alpha':>6s} | {'val':>6s} {'file':>6s} | {'heldout':>7s} {'file':>6s}")
-    for kind in ("mel", "emb", "both"):
+    print(f"{'features':12s} {'alpha':>4s} | {'val':>6s} {'file':>6s} | {'heldout':>7s} {'file':>6s}")
+    for kind in kinds:
         fits = {a: fit(kind, a) for a in ALPHAS}
         val = {a: score(lambda p, al, f=fits[a]: f(feats[p.clip.clip_id][al][kind]), "val", "trained") for a in ALPHAS}
         a = max(val, key=val.get)
@@ -172,7 +223,7 @@ def main() -> int:
         pr = lambda p, al, f=fits[a], k=kind: f(feats[p.clip.clip_id][al][k])  # noqa: E731
         r = {f"{part}{'_file' if al == 'file' else ''}": score(pr, part, al)
              for part in ("val", "heldout") for al in ("trained", "file")}
-        print(f"{kind:10s} {a:6g} | {r['val']:6.3f} {r['val_file']:6.3f} | {r['heldout']:7.3f} {r['heldout_file']:6.3f}")
+        print(f"{kind:12s} {a:4g} | {r['val']:6.3f} {r['val_file']:6.3f} | {r['heldout']:7.3f} {r['heldout_file']:6.3f}")
         out.update({f"{kind}_{k}": round(v, 4) for k, v in r.items()})
     if args.net:
         def zs(x, sel):
@@ -185,15 +236,19 @@ def main() -> int:
                 return zs(f["net"], sel) + beta * zs(probes[kind](f[kind]), sel)
             return pr
 
-        val = {b: score(fused(b), "val", "trained") for b in BETAS}
-        b = max(val, key=val.get)
-        for name, beta in (("net", 0.0), ("fused", b)):
-            r = {f"{part}{'_file' if al == 'file' else ''}": score(fused(beta), part, al)
+        rows = [("net", "emb", 0.0)]
+        for kind, name in (("emb", "fused"), ("phones", "fused_phones")):
+            if kind in probes:
+                val = {b: score(fused(b, kind), "val", "trained") for b in BETAS}
+                rows.append((name, kind, max(val, key=val.get)))
+        for name, kind, beta in rows:
+            r = {f"{part}{'_file' if al == 'file' else ''}": score(fused(beta, kind), part, al)
                  for part in ("val", "heldout") for al in ("trained", "file")}
-            print(f"{name:10s} {beta:6g} | {r['val']:6.3f} {r['val_file']:6.3f} | {r['heldout']:7.3f} "
+            print(f"{name:12s} {beta:4g} | {r['val']:6.3f} {r['val_file']:6.3f} | {r['heldout']:7.3f} "
                   f"{r['heldout_file']:6.3f}")
             out.update({f"{name}_{k}": round(v, 4) for k, v in r.items()})
-        out["fused_beta"] = b
+            if name != "net":
+                out[f"{name}_beta"] = beta
     print(json.dumps(out))
     return 0
 

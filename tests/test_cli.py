@@ -66,3 +66,21 @@ def test_bad_input_one_line_exit_2(case, tmp_path, shared_data):
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("d4e: error:") and msg in lines[0], (name, r.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing partial left behind
+
+
+def test_resolve_device():
+    """One --device rule for adapt, dub and train-audio (d4e.core.device)."""
+    import torch
+
+    from d4e.core.device import resolve_device
+    from d4e.errors import InputError
+
+    assert resolve_device("cpu", "x") == torch.device("cpu")
+    assert resolve_device(None, "x").type == resolve_device("auto", "x").type == (
+        "cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("toaster", "cuda:99"):
+        with pytest.raises(InputError, match="^x: "):
+            resolve_device(bad, "x")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            resolve_device("cuda", "x")

@@ -16,6 +16,7 @@ from d4e.adapt.footage import Footage, split_footage
 from d4e.adapt.model import ActorModel, renderer_fingerprint
 from d4e.adapt.train import (FinetuneResult, FrameSet, evaluate, finetune, fit_frames, init_actor_texture, load_frames,
                              make_actor_model)
+from d4e.core.device import resolve_device
 from d4e.core.paths import default_cache_dir  # noqa: F401  (re-exported)
 from d4e.errors import CheckpointError
 
@@ -73,11 +74,6 @@ def _has_actor_textures(header: dict[str, Any]) -> bool:
     clips = [d.get("clip") for d in header.get("data", []) if isinstance(d, dict)]
     return not clips or any(c in header.get("actors", []) for c in clips)
 
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def prior_face_model(tensors: dict, header: dict):
@@ -213,7 +209,7 @@ def adapt_actor(
     from d4e.render.prior import load_prior
 
     cfg = config or load_adapt_config()
-    dev = _device(device)
+    dev = resolve_device(device, "adapt")
     secs = cfg.footage.seconds if seconds is None else seconds
     footage = split_footage(clip_dirs, None if math.isinf(secs) else secs, cfg.footage)
     prior_model, tensors, header = load_prior(prior)

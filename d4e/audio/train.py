@@ -21,6 +21,7 @@ from d4e.audio.norm import UtteranceStats, apply_shift, utterance_shift
 from d4e.audio.stream import ROW_RATE
 from d4e.audio.targets import INNER_LOWER, INNER_UPPER, LIPS, MOUTH, MouthSpace, opening_of_points
 from d4e.core.checkpoint import file_sha256
+from d4e.core.device import resolve_device
 from d4e.core.lag import pearson
 from d4e.errors import InputError
 from d4e.io.audio import log_mel
@@ -309,14 +310,7 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         ``(model, held-out metrics)``.
     """
     tc = cfg.train
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"train-audio: unknown device {str(device)!r} (cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("train-audio: --device cuda, but PyTorch sees no CUDA device")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise InputError(f"train-audio: no device {device} (PyTorch sees {torch.cuda.device_count()} CUDA devices)")
+    device = resolve_device(device, "train-audio")
     if tc.ensemble < 1:
         raise InputError(f"train.ensemble must be >= 1, got {tc.ensemble}")
     if not 0.0 <= tc.val_fraction < 1.0 - tc.holdout:

@@ -76,13 +76,9 @@ class DubContext:
 
 
 def _device(cfg: DubConfig) -> str:
-    import torch
+    from d4e.core.device import resolve_device
 
-    if cfg.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' requested but no CUDA GPU is available")
-    return cfg.device
+    return str(resolve_device(cfg.device, "dub"))
 
 
 def _open_writer(stack: contextlib.ExitStack, path: Path, fps_fraction, audio: np.ndarray, sr: int, cfg: DubConfig):

@@ -288,3 +288,16 @@ def test_data_texture_init_and_texture_warmup(tiny_prior, corpus_cache):
     assert res.steps_run == 5
     assert all(torch.equal(a, b) for a, b in zip(ren0, model.renderer.parameters()))
     assert not torch.equal(tex0, tex.levels[0])
+
+
+def test_adapt_bad_device_is_an_input_error(tiny_prior, corpus_cache, tmp_path):
+    """``d4e adapt --device`` with a name PyTorch does not know, or a GPU that is not there: a one-line
+    InputError before any work (it was a PyTorch traceback), nothing written."""
+    from d4e.adapt import adapt_actor
+    from d4e.errors import InputError
+
+    out = tmp_path / "actor.d4e"
+    for dev, msg in (("toaster", "unknown device"), ("cuda:99", "cuda")):
+        with pytest.raises(InputError, match=msg):
+            adapt_actor(tiny_prior, [clip_dir(corpus_cache, NEW_CLIP)], out, "new", config=tiny_config(), device=dev)
+    assert not out.exists()

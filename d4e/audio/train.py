@@ -93,6 +93,11 @@ def _window_targets(tc) -> int:
     return max(4, int(round(tc.window_s * ROW_RATE)))
 
 
+def _window_mel_rows(n_rows: int, R: int) -> int:
+    """Mel rows (100 Hz) a network of receptive radius ``R`` reads for ``n_rows`` target rows."""
+    return 2 * (n_rows - 1) + 2 * R + 1
+
+
 def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator,
              speeds: list[float] | tuple[float, ...] = (), smooth_s: float = 0.0, window_rows: int = 0) -> _Prepared:
     mel, pad, rows_tgt, rows_ok = _track(clip, tg, R, 1.0, smooth_s)
@@ -107,7 +112,7 @@ def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator,
 def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Generator, n_rows: int):
     """Random training windows: mel ``(B, 2*(n_rows-1)+2R+1, 80)``, targets ``(B, n_rows, K)``, mask."""
     tc = cfg.train
-    L = 2 * (n_rows - 1) + 2 * R + 1
+    L = _window_mel_rows(n_rows, R)
     mels, tgts, masks = [], [], []
     weights = np.array([max(p.rows_ok.sum(), 1) if p.clip.train else 0 for p in prep], np.float64) ** 0.5
     # (** 0.5 favours short clips a bit; clips left out of training get no windows)
@@ -278,8 +283,7 @@ def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space:
     rng = np.random.default_rng(seed)
     R = 3 + 2 * sum(cfg.net.dilations)
     speeds = cfg.train.speeds if cfg.train.speed_prob > 0 else ()
-    n_rows = _window_targets(tc)
-    window_rows = 2 * (n_rows - 1) + 2 * R + 1  # mel rows of a training window (_batch)
+    window_rows = _window_mel_rows(_window_targets(tc), R)  # as _batch draws them
     prep = [_prepare(c, clip_targets(c, space), R, rng, speeds, cfg.train.target_smooth_s, window_rows)
             for c in clips]
     return space, prep, dirs

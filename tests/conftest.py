@@ -27,6 +27,20 @@ SPEECH = sorted(p.name for p in SHARED_DATA.glob("speech_*.wav")) if SHARED_DATA
 
 
 @pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("pack_cache")``: a script of ``tools/`` imported as a module (its functions, not its CLI)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir() or not CLIPS:
         pytest.fail(f"shared test data not found at {SHARED_DATA} (set D4E_SHARED_DATA)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,15 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("sweep_audio", REPO / "tools" / "sweep_audio.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_parse_variant():
-    tool = _tool()
+def test_parse_variant(load_tool):
+    tool = load_tool("sweep_audio")
     assert tool.parse_variant("base") == ("base", {})
     name, over = tool.parse_variant("w:net.dilations=[1,2,4],train.corr_weight=1,train.offsets=none")
     assert name == "w" and over == {"net": {"dilations": [1, 2, 4]}, "train": {"corr_weight": 1, "offsets": "none"}}
@@ -30,7 +22,7 @@ def test_parse_variant():
             tool.parse_variant(bad)
 
 
-def test_sweep_two_variants(corpus_cache, tmp_path):
+def test_sweep_two_variants(corpus_cache, tmp_path, load_tool):
     small = "net.channels=8,net.dilations=[1,2],targets.n_components=4,train.batch=4,train.window_s=0.8"
     res = subprocess.run([sys.executable, str(REPO / "tools" / "sweep_audio.py"), "--data", str(corpus_cache),
                           "--out", str(tmp_path), "--jobs", "2", "--heldout-file",
@@ -49,5 +41,5 @@ def test_sweep_two_variants(corpus_cache, tmp_path):
         assert r["overrides"]["train"]["val_fraction"] == 0.1  # the validation slice is kept out by default
     assert (tmp_path / "a.d4e").is_file() and (tmp_path / "b.json").is_file()
     # a variant stopped early is read back from its last checkpoint
-    part = _tool()._partial(tmp_path, "b", {})
+    part = load_tool("sweep_audio")._partial(tmp_path, "b", {})
     assert part["partial"] and part["members"] == 2 and part["val_corr_file"] == out["b"]["val_corr_file"]

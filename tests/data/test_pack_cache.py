@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,13 +14,6 @@ REPO = Path(__file__).resolve().parents[2]
 CLIP = "vretalking_face5"
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("pack_cache", REPO / "tools" / "pack_cache.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _one_clip_cache(corpus_cache: Path, out: Path) -> Path:
     manifest = json.loads((corpus_cache / "manifest.json").read_text())
     cid = next(c for c in manifest["clips"] if c.startswith(CLIP + "-"))
@@ -32,7 +24,7 @@ def _one_clip_cache(corpus_cache: Path, out: Path) -> Path:
     return out / info.get("dir", cid)
 
 
-def test_pack_thin_unpack_roundtrip(corpus_cache, shared_data, tmp_path):
+def test_pack_thin_unpack_roundtrip(corpus_cache, shared_data, tmp_path, load_tool):
     src_clip = _one_clip_cache(corpus_cache, tmp_path / "cache")
     n = len(np.load(src_clip / "valid.npy"))
     res = subprocess.run([sys.executable, str(REPO / "tools" / "pack_cache.py"), "pack", str(tmp_path / "cache"),
@@ -50,7 +42,7 @@ def test_pack_thin_unpack_roundtrip(corpus_cache, shared_data, tmp_path):
     keep = np.arange(n) % 3 == 0
     assert np.array_equal(valid1, valid0 & keep)
 
-    tool = _tool()
+    tool = load_tool("pack_cache")
     out = tool.unpack(tmp_path / "pack", tmp_path / "unpacked", restamp=True)
     assert out["frames"] == n
     back = tmp_path / "unpacked" / src_clip.name
@@ -72,14 +64,14 @@ def test_pack_thin_unpack_roundtrip(corpus_cache, shared_data, tmp_path):
     assert _is_current(tmp_path / "unpacked", src_clip.name, meta["sha256"], digest, versions(), None)
 
 
-def test_pack_audio_only(corpus_cache, tmp_path):
+def test_pack_audio_only(corpus_cache, tmp_path, load_tool):
     """--drop crops.npy --landmarks audio: a cache for audio-model jobs, a sixth of the landmarks; unpacked, the
     audio model's targets and evaluation are the original ones, and every point it does not read is NaN."""
     from d4e.audio.data import clip_targets, load_clip
     from d4e.audio.model import AudioModel
 
     src_clip = _one_clip_cache(corpus_cache, tmp_path / "cache")
-    tool = _tool()
+    tool = load_tool("pack_cache")
     tool.pack(tmp_path / "cache", tmp_path / "pack", 18, ["crops.npy", "mel.npy"], [], landmarks="audio")
     packed = tmp_path / "pack" / src_clip.name
     assert not (packed / "crops.npy").exists() and not (packed / tool.PACKED).exists()

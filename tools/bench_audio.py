@@ -149,8 +149,7 @@ def main() -> int:
     gate_db = cfg.infer.gate_db if cfg.infer.gate_db is not None else -50.0
     for p in prep:
         c = p.clip
-        sel = c.valid.copy()
-        sel[: c.split] = False
+        sel = c.frames("heldout")
         if sel.sum() < 3:
             continue
         audio = c.file_audio  # the file's own audio (a model trained with offsets corrected still sees it here)

@@ -136,13 +136,6 @@ def features(audio: np.ndarray, fps: float, n: int, sessions) -> dict[str, np.nd
     return {"mel": mel, "emb": emb, "both": np.concatenate([mel, emb], 1)}
 
 
-def _part(c, part: str) -> np.ndarray:
-    lo, hi = {"train": (0, c.val_start), "val": (c.val_start, c.split), "heldout": (c.split, c.n_frames)}[part]
-    sel = np.zeros(c.n_frames, bool)
-    sel[lo:hi] = c.valid[lo:hi]
-    return sel
-
-
 def main() -> int:
     from d4e.audio.config import load_audio_config
     from d4e.audio.model import AudioModel
@@ -194,7 +187,7 @@ def main() -> int:
         X, y = [], []
         for p in prep:
             if p.clip.train:
-                sel = _part(p.clip, "train")
+                sel = p.clip.frames("train")
                 X.append(feats[p.clip.clip_id]["trained"][kind][sel])
                 y.append(p.tg.opening[sel] - p.tg.opening[sel].mean())
         X, y = np.concatenate(X), np.concatenate(y)
@@ -206,7 +199,7 @@ def main() -> int:
     def score(predict, part: str, al: str) -> float:
         cs, ws = [], []
         for p in prep:
-            sel = _part(p.clip, part)
+            sel = p.clip.frames(part)
             if sel.sum() >= 3:
                 cs.append(pearson(predict(p, al)[sel], p.tg.opening[sel]))
                 ws.append(sel.sum())
@@ -232,7 +225,7 @@ def main() -> int:
         def fused(beta, kind="emb"):
             def pr(p, al):
                 f = feats[p.clip.clip_id][al]
-                sel = _part(p.clip, "val") | _part(p.clip, "heldout")
+                sel = p.clip.frames("val") | p.clip.frames("heldout")
                 return zs(f["net"], sel) + beta * zs(probes[kind](f[kind]), sel)
             return pr
 

@@ -96,8 +96,7 @@ def _job(name: str, over: dict, args: dict) -> None:
     torch.set_num_threads(args["threads"])
     over = _merge({"train": {"val_fraction": args["val_fraction"]}}, over)
     cfg = load_audio_config(args["config"], over)
-    if cfg.train.eval_every != cfg.train.steps:  # one evaluation per member, at its end
-        cfg.train.eval_every = cfg.train.steps
+    cfg.train.eval_every = cfg.train.steps  # one evaluation per member, at its end
     out = Path(args["out"])
     t0 = time.time()
     model, metrics = train_audio_model(args["data"], cfg, out=out / f"{name}.d4e", progress=False, log=None,

@@ -57,6 +57,18 @@ class Clip:
     def n_frames(self) -> int:
         return int(len(self.valid))
 
+    def frames(self, part: str) -> np.ndarray:
+        """``bool (N,)``: the tracked frames of one part, ``"train"`` (``[0, val_start)``), ``"val"``
+        (``[val_start, split)``) or ``"heldout"`` (``[split, N)``)."""
+        spans = {"train": (0, self.val_start), "val": (self.val_start, self.split),
+                 "heldout": (self.split, self.n_frames)}
+        if part not in spans:
+            raise ValueError(f"unknown part {part!r} (train, val or heldout)")
+        lo, hi = spans[part]
+        sel = np.zeros(self.n_frames, bool)
+        sel[lo:hi] = self.valid[lo:hi]
+        return sel
+
 
 @dataclass
 class ClipTargets:

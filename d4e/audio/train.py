@@ -235,9 +235,7 @@ def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, sh
     lves, corrs, ws = [], [], []
     for p in prep:
         c = p.clip
-        sel = np.zeros_like(c.valid)
-        lo, hi = {"heldout": (c.split, len(sel)), "val": (c.val_start, c.split), "train": (0, c.val_start)}[part]
-        sel[lo:hi] = c.valid[lo:hi]
+        sel = c.frames(part)
         if sel.sum() < 3:
             continue
         audio = clip_audio(c, align)

@@ -80,6 +80,9 @@ def main(args) -> int:
     from d4e.adapt.pipeline import default_cache_dir
     from d4e.data.preprocess import load_preprocess_config, preprocess_clips
 
+    from d4e.core.device import resolve_device
+
+    device = resolve_device(args.device, "adapt")  # before any preprocessing
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_adapt_config(args.config, {"mode": args.mode} if args.mode else None)
@@ -95,7 +98,7 @@ def main(args) -> int:
     preview = Path(args.preview) if args.preview else out.with_name(out.stem + "-preview.png")
     res = adapt_actor(args.prior, clip_dirs, out, args.actor, config=cfg, seconds=args.seconds, steps=args.steps,
                       minutes=args.minutes, mix_data=args.mix_data, audio_model=args.audio_model, preview=preview,
-                      device=args.device, progress=not args.no_progress)
+                      device=device, progress=not args.no_progress)
     h0 = res.fit.history[0]["psnr"] if res.fit.history else float("nan")
     log.info(f"adapted {args.actor} on {res.footage.seconds_used:.2f} s ({res.footage.n_train} frames): held-out PSNR "
              f"{h0:.2f} -> {res.psnr:.2f} dB, SSIM {res.ssim:.4f} (best step {res.fit.best_step} of "

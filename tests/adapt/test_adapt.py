@@ -223,6 +223,12 @@ def test_cli_refuses_short_and_faceless_footage(shared_data, tiny_prior, tmp_pat
                 env_extra=env)
         _one_line_error(r, *words)
         assert not out.exists() and not out.with_name(out.stem + "-preview.png").exists()
+    # a device PyTorch does not know: refused before the video is preprocessed
+    out = tmp_path / "dev.d4e"
+    r = d4e("adapt", "--actor", "x", "--prior", tiny_prior, short, "--out", out, "--device", "toaster", "--no-progress",
+            env_extra={"D4E_CACHE": str(tmp_path / "cache2")})
+    _one_line_error(r, "unknown device", "toaster")
+    assert not out.exists() and not (tmp_path / "cache2").exists()
 
 
 def test_cli_several_faces_needs_face_index(shared_data, tiny_prior, tmp_path):

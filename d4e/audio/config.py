@@ -11,7 +11,15 @@ from d4e.core.config import CONFIG_DIR, load_config
 
 @dataclass
 class NetConfig:
-    """Temporal convolution network over the 100 Hz log-mel sequence."""
+    """Temporal convolution network over the 100 Hz feature rows (d4e.audio.features)."""
+
+    #: input rows: "mel" (80 log-mel bands) or "mel+embedding" (+ 96 values of Google's speech embedding)
+    features: str = "mel"
+    #: rows (10 ms) between computed speech embeddings (1, 2, 4 or 8; others interpolated)
+    embedding_hop: int = 2
+    #: converted speech-embedding weights for training ("": assets/speech_embedding.d4e); a trained model
+    #: carries its own copy
+    embedding_weights: str = ""
 
     #: width of every convolution
     channels: int = 128

@@ -11,7 +11,9 @@ import numpy as np
 import torch
 
 from d4e.audio.config import AudioConfig, load_audio_config
-from d4e.audio.net import AudioExprNet, EnsembleNet
+from d4e.audio.embedding import from_state as embedding_from_state
+from d4e.audio.features import N_MELS, Features
+from d4e.audio.net import SILENCE_LOGMEL, AudioExprNet, EnsembleNet
 from d4e.audio.stream import ROW_RATE, iter_array_blocks, iter_audio_blocks, iter_rows, rows_to_frames
 from d4e.audio.targets import MOUTH, MouthSpace, align_to, opening_of_points
 from d4e.core.check import check
@@ -33,14 +35,19 @@ class AudioModel:
         space: the :class:`MouthSpace` its outputs live in.
         config: the :class:`AudioConfig` it was trained with.
         meta: provenance (training data hashes, held-out figures, ...).
+        features: the input rows the network reads (default: log-mel only).
 
     Example:
         >>> m = AudioModel.load()                                         # doctest: +SKIP
         >>> coeffs = m.predict("speech.wav", fps=25.0)                    # (N, K)
     """
 
-    def __init__(self, net: AudioExprNet, space: MouthSpace, config: AudioConfig, meta: dict | None = None):
+    def __init__(self, net: AudioExprNet, space: MouthSpace, config: AudioConfig, meta: dict | None = None,
+                 features: Features | None = None):
         self.net = net.eval()
+        self.features = features or Features()
+        check(self.features.n_features == net.n_mels,
+              f"features give {self.features.n_features} values per row, the network reads {net.n_mels}")
         self.space = space
         self.config = config
         self.meta = dict(meta or {})
@@ -73,7 +80,8 @@ class AudioModel:
         if use_gate and cfg.gate_db is not None:
             gate = dict(gate_db=cfg.gate_db, gate_hold=int(round(cfg.gate_hold_s * ROW_RATE)),
                         gate_ramp=int(round(cfg.gate_ramp_s * ROW_RATE)))
-        it = iter_rows(self.net, counted(), chunk_rows, mel_shift=self.mel_shift(audio), **gate)
+        it = iter_rows(self.net, counted(), chunk_rows, mel_shift=self.mel_shift(audio), features=self.features,
+                       **gate)
         if progress:
             from tqdm import tqdm
 
@@ -95,8 +103,8 @@ class AudioModel:
         blocks = iter_array_blocks(audio, bs) if isinstance(audio, np.ndarray) else \
             iter_audio_blocks(audio, SAMPLE_RATE, bs)
         first = self.net.members[0] if isinstance(self.net, EnsembleNet) else self.net
-        stats = stats_of_blocks(blocks, self.net.n_mels, nc.utt_norm_range)
-        return utterance_shift(stats, first.mel_mean.cpu().numpy(), nc.utt_norm_max_shift)
+        stats = stats_of_blocks(blocks, N_MELS, nc.utt_norm_range)
+        return utterance_shift(stats, first.mel_mean[:N_MELS].cpu().numpy(), nc.utt_norm_max_shift)
 
     def predict(self, audio: str | os.PathLike | np.ndarray, fps: float, n_frames: int | None = None,
                 offset_s: float = 0.0, chunk_s: float | None = None, progress: bool = False,
@@ -170,6 +178,9 @@ class AudioModel:
         tensors["space.ref_anchors"] = torch.from_numpy(self.space.ref_anchors)
         tensors["space.basis"] = torch.from_numpy(self.space.basis)
         tensors["space.std"] = torch.from_numpy(self.space.std)
+        emb = self.features.embedding
+        if emb is not None:
+            tensors.update(prefixed({k: v.detach().cpu() for k, v in emb.state_dict().items()}, "embedding"))
         meta = dict(self.meta)
         meta.update(extra_meta or {})
         meta["config"] = to_dict(self.config)
@@ -177,6 +188,8 @@ class AudioModel:
                        "channels": self.config.net.channels, "dilations": self.net.dilations,
                        "members": len(self.net.members) if isinstance(self.net, EnsembleNet) else 1}
         meta["targets"] = {"source": "landmarks", "mouth_points": list(MOUTH)}
+        meta["features"] = {"name": self.features.name, "n_features": self.features.n_features,
+                            "hop": self.features.hop, "floor_db": None if emb is None else emb.floor_db}
         return save_checkpoint(path, tensors, KIND, meta)
 
     @classmethod
@@ -191,13 +204,23 @@ class AudioModel:
             nets = [AudioExprNet(spec["n_mels"], spec["n_out"], spec["channels"], spec["dilations"], cfg.net.dropout)
                     for _ in range(members)]
             net = nets[0] if members == 1 else EnsembleNet(nets)
-            net.load_state_dict(unprefixed(tensors, "net"))
+            sd = unprefixed(tensors, "net")
+            for k in [k[: -len("mel_mean")] + "pad_row" for k in sd if k.endswith("mel_mean")]:
+                sd.setdefault(k, torch.full((spec["n_mels"],), SILENCE_LOGMEL))  # files from before pad_row
+            net.load_state_dict(sd)
+            fs = header.get("features") or {"name": "mel"}
+            emb = None
+            if fs["name"] == "mel+embedding":
+                emb = embedding_from_state(unprefixed(tensors, "embedding"), float(fs["floor_db"]))
+            elif fs["name"] != "mel":
+                raise InputError(f"unknown features {fs['name']!r}")
+            features = Features(emb, int(fs.get("hop", 2)))
             space = MouthSpace(ref_anchors=tensors["space.ref_anchors"].numpy(),
                                basis=tensors["space.basis"].numpy(), std=tensors["space.std"].numpy())
         except (KeyError, RuntimeError, InputError) as exc:
             raise CheckpointError(f"{path}: incomplete or incompatible audio model ({exc})") from None
-        meta = {k: v for k, v in header.items() if k not in ("config", "net")}
-        return cls(net, space, cfg, meta)
+        meta = {k: v for k, v in header.items() if k not in ("config", "net", "features")}
+        return cls(net, space, cfg, meta, features)
 
 
 def mouth_coeffs_from_landmarks(model: AudioModel, landmarks: np.ndarray, valid: np.ndarray

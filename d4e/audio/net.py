@@ -1,10 +1,10 @@
-"""The audio-to-expression network: a dilated temporal convolution over log-mel.
+"""The audio-to-expression network: a dilated temporal convolution over log-mel (and speech-embedding) rows.
 
-The network is a pure sliding function of the 100 Hz log-mel sequence: output row
+The network is a pure sliding function of the 100 Hz feature sequence (:mod:`d4e.audio.features`): output row
 ``j`` (50 Hz, centred at ``j * 0.02`` s) depends only on mel rows
 ``[2j - R, 2j + R]`` with ``R = receptive_radius``. All convolutions are "valid"
 (no zero padding inside the network); :meth:`AudioExprNet.forward` pads the input
-with the value of digital silence. That makes chunked inference with an overlap of
+with the row of digital silence (``pad_row``). That makes chunked inference with an overlap of
 ``R`` rows exactly equal to processing the whole sequence at once.
 """
 
@@ -46,10 +46,11 @@ class _Block(nn.Module):
 
 
 class AudioExprNet(nn.Module):
-    """Log-mel ``(B, T, n_mels)`` at 100 Hz -> coefficients ``(B, ceil(T/2), K)`` at 50 Hz.
+    """Feature rows ``(B, T, n_mels)`` at 100 Hz -> coefficients ``(B, ceil(T/2), K)`` at 50 Hz.
 
     Args:
-        n_mels: mel bins of the input.
+        n_mels: features per input row (80 log-mel bands, + 96 speech-embedding values with
+            ``net.features: mel+embedding``).
         n_out: number of predicted coefficients ``K``.
         channels: convolution width.
         dilations: dilations of the residual blocks (kernel 3, at 50 Hz).
@@ -74,6 +75,8 @@ class AudioExprNet(nn.Module):
         self.register_buffer("mel_mean", torch.zeros(n_mels))
         self.register_buffer("mel_std", torch.ones(n_mels))
         self.register_buffer("out_std", torch.ones(n_out))
+        #: the input row of digital silence (padding of :meth:`forward`)
+        self.register_buffer("pad_row", torch.full((n_mels,), SILENCE_LOGMEL))
 
     @property
     def receptive_radius(self) -> int:
@@ -96,17 +99,18 @@ class AudioExprNet(nn.Module):
         return (self.head(x) * self.out_std[:, None]).transpose(1, 2)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """Whole-sequence pass: ``mel (B, T, F)`` float32 log-mel at 100 Hz -> ``(B, ceil(T/2), K)``.
+        """Whole-sequence pass: ``mel (B, T, F)`` float32 feature rows at 100 Hz -> ``(B, ceil(T/2), K)``.
 
-        Output row ``j`` is centred on mel row ``2j`` (time ``0.02 * j`` s); rows
-        outside the input count as digital silence.
+        Output row ``j`` is centred on row ``2j`` (time ``0.02 * j`` s); rows outside the
+        input count as digital silence (``pad_row``).
         """
         check_shape(mel, ["B", "T", str(self.n_mels)], "mel")
         R = self.receptive_radius
         T = mel.shape[1]
         n_out = (T + 1) // 2
         need = 2 * (n_out - 1) + 2 * R + 1  # rows of the padded input
-        x = F.pad(mel, (0, 0, R, need - R - T), value=SILENCE_LOGMEL)
+        pad = self.pad_row.to(mel.dtype)[None, None]
+        x = torch.cat([pad.expand(mel.shape[0], R, -1), mel, pad.expand(mel.shape[0], need - R - T, -1)], 1)
         return self.forward_valid(x)[:, :n_out]
 
 
@@ -137,6 +141,11 @@ class EnsembleNet(nn.Module):
     def receptive_radius(self) -> int:
         """Mel rows of context each side of an output row (the members')."""
         return self.members[0].receptive_radius
+
+    @property
+    def pad_row(self) -> torch.Tensor:
+        """The input row of digital silence (the members')."""
+        return self.members[0].pad_row
 
     def forward_valid(self, mel: torch.Tensor) -> torch.Tensor:
         """Unpadded pass ``(B, T, F)`` -> ``(B, (T - 2R - 1)//2 + 1, K)``: the members' mean."""

@@ -21,9 +21,9 @@ import torch
 
 from d4e.core.check import check
 from d4e.errors import InputError
-from d4e.audio.net import SILENCE_LOGMEL
+from d4e.audio.features import N_MELS, Features
 from d4e.audio.norm import apply_shift
-from d4e.io.audio import MelConfig, SAMPLE_RATE, log_mel
+from d4e.io.audio import MelConfig, SAMPLE_RATE
 
 #: output rows per second of the network (mel at 100 Hz, one stride-2 layer)
 ROW_RATE = 50.0
@@ -114,13 +114,15 @@ def _gate(levels: np.ndarray, threshold_db: float, hold: int, ramp: int) -> np.n
 
 @torch.inference_mode()
 def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db: float | None = None,
-              gate_hold: int = 8, gate_ramp: int = 3, mel_shift: np.ndarray | None = None) -> Iterator[np.ndarray]:
+              gate_hold: int = 8, gate_ramp: int = 3, mel_shift: np.ndarray | None = None,
+              features: Features | None = None) -> Iterator[np.ndarray]:
     """Run ``net`` over an audio stream, yielding its 50 Hz output rows chunk by chunk.
 
     Output row ``j`` is centred at ``j / 50`` s. Over the whole stream the rows are
-    ``net.forward(log_mel(audio_zero_extended))`` for ``j < ceil((A // hop + 1) / 2)``,
+    ``net.forward(features(audio_zero_extended))`` for ``j < ceil((A // hop + 1) / 2)``,
     whatever ``chunk_rows`` is: each chunk is computed from its own audio segment
-    with ``net.receptive_radius`` mel rows (plus the STFT window) of overlap.
+    with ``net.receptive_radius`` rows (plus the features' own context and the STFT
+    window) of overlap.
 
     With ``gate_db`` set, a voice gate pulls rows towards the network's output on
     digital silence wherever no audio within ``gate_hold`` rows (50 Hz) is louder than
@@ -135,19 +137,23 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db
         gate_db: voice-gate threshold in dBFS (None: no gate).
         gate_hold: rows of quiet needed each side of a row for the gate to close.
         gate_ramp: half-width of the gate's ramp in rows.
-        mel_shift: ``(n_mels,)`` per-utterance log-mel shift (:func:`d4e.audio.norm.apply_shift`), or None.
+        mel_shift: ``(80,)`` per-utterance log-mel shift (:func:`d4e.audio.norm.apply_shift`), or None.
+        features: the input rows (:class:`d4e.audio.features.Features`; default: log-mel only).
 
     Yields:
         ``float32 (C, K)`` arrays, in order.
     """
     check(chunk_rows > 0, f"chunk_rows must be positive, got {chunk_rows}")
+    features = features or Features()
+    check(features.n_features == net.n_mels, f"features give {features.n_features} values per row, the network "
+          f"reads {net.n_mels}")
     R = net.receptive_radius
     device = next(net.parameters()).device
-    Rm = R  # mel rows of margin buffered each side of a chunk
+    Rm = R + features.context  # rows of margin buffered each side of a chunk
     if gate_db is not None:
         check(gate_hold >= 0 and gate_ramp >= 0, "gate_hold and gate_ramp must be >= 0")
-        Rm = max(R, 2 * (gate_hold + gate_ramp + 1))
-        sil = torch.full((1, 2 * R + 1, net.n_mels), SILENCE_LOGMEL, device=device)
+        Rm = max(Rm, 2 * (gate_hold + gate_ramp + 1))
+        sil = net.pad_row.to(device)[None, None].expand(1, 2 * R + 1, -1)
         silence_row = net.forward_valid(sil)[0, 0].float().cpu().numpy()
     j0 = 0
     buf0 = -(Rm + 2) * _HOP  # global index of buf[0]
@@ -187,9 +193,9 @@ def iter_rows(net, blocks: Iterable[np.ndarray], chunk_rows: int = 1500, gate_db
             buf = np.concatenate([buf, np.zeros(s_end - buf0 - len(buf), np.float32)])
         seg = buf[s0 - buf0 : s_end - buf0]
         first = Rm - R + 2  # segment row of global mel row 2*j0 - R
-        mel = log_mel(seg)[first : first + 2 * (C - 1) + 2 * R + 1]
+        mel = features(seg, s0 // _HOP)[first : first + 2 * (C - 1) + 2 * R + 1]
         if mel_shift is not None:
-            mel = apply_shift(mel, mel_shift)
+            mel[:, :N_MELS] = apply_shift(mel[:, :N_MELS], mel_shift)
         out = net.forward_valid(torch.from_numpy(np.ascontiguousarray(mel))[None].to(device))[0]
         out = out.float().cpu().numpy()
         if gate_db is not None:

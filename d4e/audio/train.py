@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from d4e.audio.config import AudioConfig
 from d4e.audio.data import (Clip, ClipTargets, advance_audio, apply_offsets, clip_dirs, clip_targets, load_clip,
                             measured_offsets)
+from d4e.audio.features import N_MELS, Features, build_features
 from d4e.audio.model import AudioModel
 from d4e.audio.net import SILENCE_LOGMEL, AudioExprNet, EnsembleNet
 from d4e.audio.norm import UtteranceStats, apply_shift, utterance_shift
@@ -24,7 +25,9 @@ from d4e.core.checkpoint import file_sha256
 from d4e.core.device import resolve_device
 from d4e.core.lag import pearson
 from d4e.errors import InputError
-from d4e.io.audio import log_mel
+from d4e.io.audio import MelConfig
+
+_HOP = MelConfig().hop  # samples per 100 Hz row
 
 _LIP_IDX = [MOUTH.index(i) for i in LIPS]
 
@@ -33,11 +36,12 @@ _LIP_IDX = [MOUTH.index(i) for i in LIPS]
 class _Prepared:
     clip: Clip
     tg: ClipTargets
-    mel: np.ndarray          # (T + 2*pad, 80) log-mel, padded with silence
+    mel: np.ndarray          # (T + 2*pad, F) feature rows (log-mel first), padded with silence
     pad: int
     rows_tgt: np.ndarray     # (J, K) targets at 50 Hz
     rows_ok: np.ndarray      # (J,) bool: valid training row
-    noise_mel: np.ndarray    # (T_n, 80) log-mel of faint noise for silence augmentation
+    noise_mel: np.ndarray    # (T_n, F) feature rows of faint noise for silence augmentation
+    silence: np.ndarray      # (F,) the feature row of digital silence
     shift: np.ndarray | None = None  # (80,) per-utterance log-mel shift (net.utt_norm)
     variants: list["_Track"] | None = None  # speed-perturbed copies (train.speeds)
 
@@ -53,9 +57,9 @@ class _Track:
     shift: np.ndarray | None = None
 
 
-def _track(clip: Clip, tg: ClipTargets, R: int, speed: float = 1.0, smooth_s: float = 0.0
-           ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """Padded log-mel, targets and training mask of ``clip`` played ``speed`` times faster (pitch moves too)."""
+def _track(clip: Clip, tg: ClipTargets, R: int, speed: float = 1.0, smooth_s: float = 0.0,
+           feats: Features | None = None) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Padded feature rows, targets and training mask of ``clip`` played ``speed`` times faster (pitch moves too)."""
     audio = clip.audio
     if speed != 1.0:
         from fractions import Fraction
@@ -65,9 +69,10 @@ def _track(clip: Clip, tg: ClipTargets, R: int, speed: float = 1.0, smooth_s: fl
         fr = Fraction(1.0 / speed).limit_denominator(40)
         audio = resample_poly(audio, fr.numerator, fr.denominator).astype(np.float32)
         speed = 1.0 / float(fr)
-    mel = log_mel(audio)
+    feats = feats or Features()
     pad = R + 8
-    mel = np.pad(mel, ((pad, pad), (0, 0)), constant_values=SILENCE_LOGMEL)
+    # the rows of the audio zero-extended by ``pad`` rows each side (digital silence there, as at inference)
+    mel = feats(np.pad(audio, (pad * _HOP, pad * _HOP)), -pad)
     n = clip.n_frames
     J = int(math.floor((n - 1) / clip.fps / speed * ROW_RATE)) + 1
     t = np.arange(J) / ROW_RATE * speed * clip.fps  # frame position of each row
@@ -98,19 +103,23 @@ def _window_mel_rows(n_rows: int, R: int) -> int:
     return 2 * (n_rows - 1) + 2 * R + 1
 
 
-def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator,
+def _prepare(clip: Clip, tg: ClipTargets, R: int, rng: np.random.Generator, feats: Features,
              speeds: list[float] | tuple[float, ...] = (), smooth_s: float = 0.0, window_rows: int = 0) -> _Prepared:
-    mel, pad, rows_tgt, rows_ok = _track(clip, tg, R, 1.0, smooth_s)
+    mel, pad, rows_tgt, rows_ok = _track(clip, tg, R, 1.0, smooth_s, feats)
     # faint noise, level varying every 0.5 s: at least 4 s, and longer than a training window (window_rows mel rows)
     blocks = max(8, -(-(window_rows + 16) * 160 // 8000))
     level = 10 ** (np.repeat(rng.uniform(-75, -45, blocks), 8000) / 20)
     noise = (rng.standard_normal(len(level)) * level).astype(np.float32)
-    variants = [_Track(*_track(clip, tg, R, float(s), smooth_s)) for s in speeds if float(s) != 1.0]
-    return _Prepared(clip, tg, mel, pad, rows_tgt, rows_ok, log_mel(noise), variants=variants)
+    variants = [_Track(*_track(clip, tg, R, float(s), smooth_s, feats)) for s in speeds if float(s) != 1.0]
+    return _Prepared(clip, tg, mel, pad, rows_tgt, rows_ok, feats(noise), feats.silence_row(), variants=variants)
 
 
 def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Generator, n_rows: int):
-    """Random training windows: mel ``(B, 2*(n_rows-1)+2R+1, 80)``, targets ``(B, n_rows, K)``, mask."""
+    """Random training windows: rows ``(B, 2*(n_rows-1)+2R+1, F)``, targets ``(B, n_rows, K)``, mask.
+
+    Level, noise, frequency and time masks act on the log-mel columns; silences and pauses
+    replace whole rows (the speech embedding's too) by those of silence or faint noise.
+    """
     tc = cfg.train
     L = _window_mel_rows(n_rows, R)
     mels, tgts, masks = [], [], []
@@ -136,12 +145,13 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
         start = 2 * j0 - R + tr.pad
         m = tr.mel[start : start + L]
         if len(m) < L:
-            m = np.pad(m, ((0, L - len(m)), (0, 0)), constant_values=SILENCE_LOGMEL)
+            m = np.concatenate([m, np.repeat(p.silence[None], L - len(m), 0)])
         m = m.copy()
+        lm = m[:, :N_MELS]  # the log-mel columns (a view)
         if rng.random() < tc.silence_prob:
             # silence / faint room noise -> the actor's rest mouth
             if rng.random() < 0.5:
-                m[:] = SILENCE_LOGMEL
+                m[:] = p.silence
             else:
                 s = rng.integers(0, len(p.noise_mel) - L)
                 m = p.noise_mel[s : s + L].copy()
@@ -150,22 +160,23 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
         else:
             if tr.shift is None:  # (per-utterance normalisation undoes any gain)
                 g = rng.uniform(-tc.gain_db, tc.gain_db) / 20 * math.log(10) * 2  # dB -> log power
-                m = np.maximum(m + g, SILENCE_LOGMEL)
+                lm[:] = np.maximum(lm + g, SILENCE_LOGMEL)
             if rng.random() < tc.noise_prob:
                 # additive noise at a random SNR, mixed in the power domain
                 s = rng.integers(0, len(p.noise_mel) - L)
                 nm = p.noise_mel[s : s + L]
                 snr = rng.uniform(*tc.noise_snr_db) / 10 * math.log(10)
-                shift = np.log(np.exp(m).mean()) - np.log(np.exp(nm).mean()) - snr
-                m = np.logaddexp(m, nm + shift).astype(np.float32)
+                nm = nm[:, :N_MELS]
+                shift = np.log(np.exp(lm).mean()) - np.log(np.exp(nm).mean()) - snr
+                lm[:] = np.logaddexp(lm, nm + shift)
             if tc.freq_mask > 0:
                 w = rng.integers(0, tc.freq_mask + 1)
-                f0 = rng.integers(0, m.shape[1] - w + 1)
-                m[:, f0 : f0 + w] = m.mean()
+                f0 = rng.integers(0, N_MELS - w + 1)
+                lm[:, f0 : f0 + w] = lm.mean()
             for _ in range(int(rng.integers(0, tc.time_masks + 1))):
                 w = int(rng.integers(0, int(round(tc.time_mask_s * 100)) + 1))  # 100 Hz mel rows
                 t0 = int(rng.integers(0, L - w + 1))
-                m[t0 : t0 + w] = m.mean()
+                lm[t0 : t0 + w] = lm.mean()
             if rng.random() < tc.pause_prob:
                 # a pause inside speech: silence / faint noise over a span -> rest mouth inside it
                 span = int(rng.uniform(*tc.pause_s) * ROW_RATE)
@@ -174,7 +185,7 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
                 jb = ja + span
                 a, b = max(R + 2 * ja, 0), min(R + 2 * jb, L)
                 if rng.random() < 0.5:
-                    m[a:b] = SILENCE_LOGMEL
+                    m[a:b] = p.silence
                 else:
                     s = rng.integers(0, len(p.noise_mel) - (b - a))
                     m[a:b] = p.noise_mel[s : s + b - a]
@@ -187,7 +198,7 @@ def _batch(prep: list[_Prepared], cfg: AudioConfig, R: int, rng: np.random.Gener
                 for lo, hi in ((ja - e, ja + e), (jb - e, jb + e)):
                     ok[max(lo, 0) : max(min(hi, n_rows), 0)] = False
         if tr.shift is not None:
-            m = apply_shift(m, tr.shift)
+            m[:, :N_MELS] = apply_shift(m[:, :N_MELS], tr.shift)
         mels.append(m)
         tgts.append(tgt)
         masks.append(ok)
@@ -259,8 +270,10 @@ def evaluate(model: AudioModel, prep: list[_Prepared], held_out: bool = True, sh
 
 
 def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space: MouthSpace | None = None,
-                   seed: int = 0) -> tuple[MouthSpace, list[_Prepared], list[Path]]:
-    """Load every clip, learn (or reuse) the mouth space from training frames, build targets.
+                   seed: int = 0, feats: Features | None = None) -> tuple[MouthSpace, list[_Prepared], list[Path]]:
+    """Load every clip, learn (or reuse) the mouth space from training frames, build targets and input rows.
+
+    ``feats``: the input rows (default: as ``cfg.net`` says, :func:`d4e.audio.features.build_features`).
 
     Every clip's measured audio offset is recorded (``train.clip_offsets``, or configs/sync.yaml's
     ``eval.measured_offsets`` when empty); with ``train.offsets: measured`` the training audio is
@@ -282,7 +295,8 @@ def prepare_corpus(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, space:
     R = 3 + 2 * sum(cfg.net.dilations)
     speeds = cfg.train.speeds if cfg.train.speed_prob > 0 else ()
     window_rows = _window_mel_rows(_window_targets(tc), R)  # as _batch draws them
-    prep = [_prepare(c, clip_targets(c, space), R, rng, speeds, cfg.train.target_smooth_s, window_rows)
+    feats = feats or build_features(cfg.net)
+    prep = [_prepare(c, clip_targets(c, space), R, rng, feats, speeds, cfg.train.target_smooth_s, window_rows)
             for c in clips]
     return space, prep, dirs
 
@@ -317,17 +331,18 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         raise InputError(f"train.ensemble must be >= 1, got {tc.ensemble}")
     if not 0.0 <= tc.val_fraction < 1.0 - tc.holdout:
         raise InputError(f"train.val_fraction must be in [0, {1.0 - tc.holdout:g}) (1 - holdout), got {tc.val_fraction}")
-    space, prep, dirs = prepare_corpus(cache_dirs, cfg, seed=tc.seed)
+    feats = build_features(cfg.net)
+    space, prep, dirs = prepare_corpus(cache_dirs, cfg, seed=tc.seed, feats=feats)
     R = 3 + 2 * sum(cfg.net.dilations)
     allmel = np.concatenate([p.mel[p.pad : len(p.mel) - p.pad] for p in prep])
-    speech = allmel[allmel.mean(1) > SILENCE_LOGMEL + 1.0]
+    speech = allmel[allmel[:, :N_MELS].mean(1) > SILENCE_LOGMEL + 1.0]
     mel_mean = torch.from_numpy(speech.mean(0))
     mel_std = torch.from_numpy(speech.std(0) + 1e-3)
     if cfg.net.utt_norm:
         for tr in [t for p in prep for t in [p] + (p.variants or [])]:  # as inference does, over the whole file
-            st = UtteranceStats(80, cfg.net.utt_norm_range)
-            st.update(tr.mel[tr.pad : len(tr.mel) - tr.pad])
-            tr.shift = utterance_shift(st.mean(), mel_mean.numpy(), cfg.net.utt_norm_max_shift)
+            st = UtteranceStats(N_MELS, cfg.net.utt_norm_range)
+            st.update(tr.mel[tr.pad : len(tr.mel) - tr.pad, :N_MELS])
+            tr.shift = utterance_shift(st.mean(), mel_mean[:N_MELS].numpy(), cfg.net.utt_norm_max_shift)
     n_rows = _window_targets(tc)
     scale = float(space.std[0])
     # opening = inner-lip vertical distance, linear in the coefficients: open_dir . coeffs (+ actor constant)
@@ -355,14 +370,15 @@ def train_audio_model(cache_dirs: list[str | os.PathLike], cfg: AudioConfig, out
         # member k: seed + k (member 0 is exactly the single-network recipe)
         torch.manual_seed(tc.seed + k)
         rng = np.random.default_rng(tc.seed + k)
-        net = AudioExprNet(80, space.n_components, cfg.net.channels, cfg.net.dilations, cfg.net.dropout)
+        net = AudioExprNet(feats.n_features, space.n_components, cfg.net.channels, cfg.net.dilations, cfg.net.dropout)
         net.mel_mean.copy_(mel_mean)
         net.mel_std.copy_(mel_std)
         net.out_std.copy_(torch.from_numpy(space.std))
+        net.pad_row.copy_(torch.from_numpy(feats.silence_row()))
         net.to(device)
         whole = net if tc.ensemble == 1 else EnsembleNet(members + [net])
         if model is None:
-            model = AudioModel(whole, space, cfg, meta)
+            model = AudioModel(whole, space, cfg, meta, feats)
         else:
             model.net = whole
         opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)

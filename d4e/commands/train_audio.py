@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--unestablished", choices=("keep", "exclude"), default=None,
                    help="with --offsets measured: clips with no measured offset are trained as they are (keep) or "
                         "left out of training (exclude); overrides the config")
+    p.add_argument("--features", choices=("mel", "mel+embedding"), default=None,
+                   help="input rows: log-mel alone, or log-mel + Google's pretrained speech embedding "
+                        "(assets/speech_embedding.d4e, copied into the model); overrides the config")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--device", default="cpu",
                    help="where the network trains: cpu (default; the shipped model's recipe) or cuda[:N]")
@@ -63,7 +66,10 @@ def main(args) -> int:
         train["offsets"] = args.offsets
     if args.unestablished is not None:
         train["unestablished"] = args.unestablished
-    cfg = load_audio_config(args.config, {"train": train} if train else None)
+    over = {"train": train} if train else {}
+    if args.features is not None:
+        over["net"] = {"features": args.features}
+    cfg = load_audio_config(args.config, over or None)
     model, metrics = train_audio_model(args.data, cfg, out=out, progress=not args.no_progress, log=log.info,
                                         device=args.device)
     log.info(f"held-out: lip vertex error {metrics['lve']:.4f} IOD, mouth-opening correlation {metrics['corr']:.3f}")

@@ -18,11 +18,14 @@ def model() -> AudioModel:
     return AudioModel.load()
 
 
-def _whole(net: AudioExprNet, a: np.ndarray) -> np.ndarray:
-    """Reference: one forward pass over the zero-extended signal's log-mel."""
-    pad = 2 * (net.receptive_radius // 2 + 3)  # even number of mel rows before the signal
+def _whole(net: AudioExprNet, a: np.ndarray, features=None) -> np.ndarray:
+    """Reference: one forward pass over the zero-extended signal's rows (log-mel, or a model's features)."""
+    ctx = 0 if features is None else features.context
+    pad = 2 * (net.receptive_radius // 2 + 3) + 2 * ctx  # even number of rows before the signal
+    x = np.pad(a, (pad * 160, pad * 160))
+    rows = log_mel(x) if features is None else features(x, -pad)
     with torch.no_grad():
-        y = net(torch.from_numpy(log_mel(np.pad(a, (pad * 160, pad * 160))))[None])[0].numpy()
+        y = net(torch.from_numpy(rows)[None])[0].numpy()
     return y[pad // 2:]
 
 
@@ -52,7 +55,7 @@ def test_chunked_equals_unchunked_shipped_model(model, shared_data):
     for chunk_s in (0.7, 2.0):
         np.testing.assert_allclose(model.predict(a, fps=25.0, chunk_s=chunk_s), whole, atol=2e-5, rtol=0)
     ungated = model.predict(a, fps=25.0, chunk_s=0.7, gate=False)
-    ref = rows_to_frames(_whole(model.net, a), 25.0, len(whole))
+    ref = rows_to_frames(_whole(model.net, a, model.features), 25.0, len(whole))
     np.testing.assert_allclose(ungated, ref, atol=2e-5, rtol=0)
     assert whole.shape == (int(np.ceil(len(a) / 16000 * 25)), model.n_coeffs)
     assert whole.std(0).max() > 1e-3  # speech moves the mouth

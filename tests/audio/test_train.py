@@ -21,10 +21,11 @@ def test_train_audio_cli(corpus_cache, tmp_path):
     cfg.write_text(SMALL)
     out = tmp_path / "audio.ckpt"
     rc = entrypoint(["train-audio", "--data", str(corpus_cache), "--out", str(out), "--config", str(cfg),
-                     "--no-progress", "--threads", "1"])
+                     "--no-progress", "--threads", "1", "--features", "mel+embedding"])
     assert rc == 0 and out.is_file()
     h = read_header(out)
     assert h["kind"] == "audio"
+    assert h["features"]["name"] == "mel+embedding" and h["net"]["n_mels"] == 80 + 96
     assert h["heldout"]["step"] == 80
     assert 0.0 < h["heldout"]["lve"] < 0.2
     # it learns: training loss down (measured 2.84 -> 2.60; with no validation slice 3.08 -> 2.41, the windows
@@ -83,7 +84,7 @@ def test_train_ensemble_is_mean_of_members(corpus_cache, tmp_path):
     assert not torch.equal(a.stem.weight, b.stem.weight)  # different seeds
     loaded = AudioModel.load(out)
     assert isinstance(loaded.net, EnsembleNet) and len(loaded.net.members) == 2
-    mel = torch.randn(1, 2 * loaded.net.receptive_radius + 41, 80) - 5.0
+    mel = torch.randn(1, 2 * loaded.net.receptive_radius + 41, loaded.net.n_mels) - 5.0
     with torch.no_grad():
         ref = (a.forward_valid(mel) + b.forward_valid(mel)) / 2
         np.testing.assert_allclose(loaded.net.forward_valid(mel).numpy(), ref.numpy(), atol=1e-5, rtol=0)

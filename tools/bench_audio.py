@@ -14,6 +14,8 @@ training), with the actor's style calibrated on the first 80% only:
   speech file, styled for every actor: ``silence_max_open`` = largest opening minus
   the actor's neutral opening (IOD; bound ``silence.open_margin``), and the largest
   frame-to-frame lip-point motion (bound ``silence.motion_bound``);
+* ``corr_gain_<g>db``: ``corr`` with the files' audio made ``g`` dB louder or quieter
+  (``--gains``, default -12, -6, +6): a dub track comes at any level;
 * ``realtime_ratio``: seconds of audio per second of wall time predicting a
   10-minute 44.1 kHz stereo WAV (decode + resample + features + network), with the
   peak memory of 1- and 10-minute runs (separate processes) to show it is flat.
@@ -115,6 +117,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the long-audio test")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gate-db", default=None, help="override the voice-gate threshold (dBFS, or 'off')")
+    ap.add_argument("--gains", default="-12,-6,6",
+                    help="level changes (dB) of the files' audio for the loudness figures corr_gain_<g>db ('' none)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -130,7 +134,8 @@ def main() -> int:
     cfg = model.config
     if args.gate_db is not None:
         cfg.infer.gate_db = None if args.gate_db == "off" else float(args.gate_db)
-    _, prep, _ = prepare_corpus([data], cfg, space=model.space)
+    _, prep, _ = prepare_corpus([data], cfg, space=model.space, feats=model.features)
+    gains = [float(g) for g in args.gains.split(",") if g.strip()]
     lip = [MOUTH.index(i) for i in LIPS]
 
     def scores(pred, p, sel, points=None):
@@ -162,6 +167,10 @@ def main() -> int:
         generic_sh = model.predict(shifted, c.fps, c.n_frames)
         pred_sh = apply_style(generic_sh, style)
         lve, corr = scores(pred, p, sel)
+        by_gain = {}
+        for g in gains:  # the same audio louder or quieter (a dub track comes at any level); same style
+            ag = np.clip(audio * np.float32(10 ** (g / 20)), -1.0, 1.0)
+            by_gain[f"corr_g{g:+g}"] = scores(apply_style(model.predict(ag, c.fps, c.n_frames), style), p, sel)[1]
         lve_g, corr_g = scores(generic, p, sel)
         lve_sh, corr_sh = scores(pred_sh, p, sel)
         lve_mean, _ = scores(np.zeros_like(pred), p, sel)
@@ -201,7 +210,7 @@ def main() -> int:
             pause_open_net.append(float(opening_of_points(model.mouth_points(yu, p.tg.actor_mean))[quiet].max())
                                   - neutral_open)
         rows.append(dict(clip=c.clip_id, n=int(sel.sum()), lve=lve, corr=corr, lve_generic=lve_g, corr_generic=corr_g,
-                         lve_shift=lve_sh, corr_shift=corr_sh, lve_mean=lve_mean, offset=off, **al))
+                         lve_shift=lve_sh, corr_shift=corr_sh, lve_mean=lve_mean, offset=off, **al, **by_gain))
     w = np.array([r["n"] for r in rows], float)
     w_al = np.array([r["n_al"] for r in rows], float)
 
@@ -273,6 +282,11 @@ def main() -> int:
         "lve_shifted_baseline_aligned": round(avg("lve_sh_al"), 5),
         "aligned_missing": missing,
     }
+    for g in gains:
+        out[f"corr_gain_{g:+g}db"] = round(avg(f"corr_g{g:+g}"), 4)
+    if gains:
+        print("held-out corr with the files' audio at other levels: "
+              + ", ".join(f"{g:+g} dB {out[f'corr_gain_{g:+g}db']:.3f}" for g in gains) + f" (as they are {out['corr']:.3f})")
     print(json.dumps(out))
     return 0
 

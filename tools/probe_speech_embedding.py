@@ -7,8 +7,10 @@ trained on a large speech corpus for keyword spotting), as ONNX files in the
 ``openwakeword==0.4.0`` wheel (``openwakeword/resources/models/melspectrogram.onnx`` and
 ``embedding_model.onnx``). Licence, to settle before shipping anything built on it: the
 openWakeWord README says Google provides that model under Apache-2.0 (TF Hub), and also
-that all pre-trained models included in openWakeWord are CC BY-NC-SA 4.0. This probe is not
-part of D4E: it measures whether that embedding is worth building into the audio model.
+that all pre-trained models included in openWakeWord are CC BY-NC-SA 4.0 (D4E's reading: NOTICE).
+This probe measured whether the embedding was worth building into the audio model; it now
+is (``net.features: mel+embedding``, d4e/audio/embedding.py, a PyTorch port that needs no
+ONNX runtime). The probe still runs the ONNX graphs, as a cross-check.
 
 For every clip of a preprocessing cache (the audio model's splits: training frames, the
 validation slice, the held-out 20%), each video frame gets

@@ -106,7 +106,7 @@ def _job(name: str, over: dict, args: dict) -> None:
     if args["heldout_file"]:  # held-out frames with the files' own audio (bench_audio's corr): report, never choose
         from d4e.audio.train import evaluate, prepare_corpus
 
-        _, prep, _ = prepare_corpus(args["data"], cfg, space=model.space)
+        _, prep, _ = prepare_corpus(args["data"], cfg, space=model.space, feats=model.features)
         hf = evaluate(model, prep, part="heldout", align="file")
         res["heldout_corr_file"], res["heldout_lve_file"] = hf["corr"], hf["lve"]
     (out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = AudioModel.load(args.model)
-    _, prep, _ = prepare_corpus(args.cache, model.config, space=model.space)
+    _, prep, _ = prepare_corpus(args.cache, model.config, space=model.space, feats=model.features)
     rows = clip_lags(model, prep, args.max_lag, args.part)
     print(f"{'clip':40s} {'lag':>6s} {'peak':>6s} {'frames':>6s} {'measured':>8s} {'diff':>6s}")
     diffs = []

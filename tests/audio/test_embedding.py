@@ -125,6 +125,10 @@ def test_model_with_embedding(corpus_cache, tmp_path, speech):
     assert model.net.n_mels == N_MELS + DIM and np.isfinite(metrics["corr"])
     weights.unlink()  # the model file is self-contained
     loaded = AudioModel.load(out)
+    # ... also for the tools that score a model on a corpus (they once rebuilt the rows from the config's file)
+    from d4e.audio.lag import main as lag_main
+
+    assert lag_main([str(cache), "--model", str(out), "--max-lag", "2"]) == 0
     h = read_header(out)
     assert h["features"] == {"name": "mel+embedding", "n_features": N_MELS + DIM, "hop": 2, "floor_db": 20.0}
     assert loaded.features.name == "mel+embedding"

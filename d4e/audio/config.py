@@ -9,6 +9,10 @@ from typing import Optional
 from d4e.core.config import CONFIG_DIR, load_config
 
 
+#: the values of ``net.features`` (d4e.audio.features)
+FEATURE_SETS = ("mel", "mel+embedding")
+
+
 @dataclass
 class NetConfig:
     """Temporal convolution network over the 100 Hz feature rows (d4e.audio.features)."""

@@ -47,6 +47,7 @@ N_BINS = 32  #: mel bins of the front end
 WINDOW = 76  #: mel frames per embedding (760 ms)
 STRIDE = 8  #: frames between embeddings of one fully convolutional pass
 DIM = 96  #: embedding size
+HOPS = (1, 2, 4, 8)  #: valid spacings (frames) of computed embeddings: divisors of STRIDE
 _N_FFT, _WIN, _HOP = 512, 400, 160
 
 # (in, out, kernel (time, freq)) of the convolution stack, "pool" for a max-pool (time, freq)
@@ -116,7 +117,7 @@ class SpeechEmbedding(nn.Module):
         gives exactly the embeddings of windows every ``hop`` frames at a fraction of the
         cost of one pass per phase.
         """
-        check(hop in (1, 2, 4, 8), f"hop must be 1, 2, 4 or 8, got {hop}")
+        check(hop in HOPS, f"hop must be one of {HOPS}, got {hop}")
         check(mel.ndim == 3 and mel.shape[2] == N_BINS and mel.shape[1] >= WINDOW,
               f"mel: expected (B, T >= {WINDOW}, {N_BINS}), got {list(mel.shape)}")
         x = F.pad(mel, (1, 1))[:, None]  # (B, 1, T, 34): the freq axis padded by one zero bin each side
@@ -163,7 +164,7 @@ class SpeechEmbedding(nn.Module):
             row0: global row index of row 0 (the grid of computed rows is global).
             hop: rows between computed embeddings (1, 2, 4 or 8).
         """
-        check(hop in (1, 2, 4, 8), f"hop must be 1, 2, 4 or 8, got {hop}")
+        check(hop in HOPS, f"hop must be one of {HOPS}, got {hop}")  # (before the front end's work)
         dev = self.dft_re.device
         mel = self.melspec(torch.as_tensor(np.asarray(audio, np.float32), device=dev)[None])[0]
         T = mel.shape[0]
@@ -204,9 +205,9 @@ def load_speech_embedding(path: str | os.PathLike | None = None) -> tuple[Speech
         raise InputError(f"speech-embedding weights not found: {path} (make them with "
                          f"tools/convert_speech_embedding.py from the openwakeword==0.4.0 wheel)")
     tensors, header = load_checkpoint(path, kind=KIND)
-    mod = SpeechEmbedding(float(header.get("floor_db", 20.0)))
     try:  # (``reference.*``: the conversion's check data, for tests)
-        mod.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("reference.")})
+        mod = from_state({k: v for k, v in tensors.items() if not k.startswith("reference.")},
+                         float(header.get("floor_db", 20.0)))
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: incomplete or incompatible speech-embedding weights ({exc})") from None
     return mod, header

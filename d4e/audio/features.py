@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from d4e.audio.embedding import DIM, SpeechEmbedding
+from d4e.audio.config import FEATURE_SETS
+from d4e.audio.embedding import DIM, HOPS, SpeechEmbedding
 from d4e.audio.net import SILENCE_LOGMEL
 from d4e.core.check import check
 from d4e.io.audio import MelConfig, log_mel
 
 #: log-mel bands (the first columns of every feature row)
 N_MELS = MelConfig().n_mels
-FEATURE_SETS = ("mel", "mel+embedding")
 
 
 class Features:
@@ -81,7 +81,7 @@ def build_features(net_cfg) -> Features:
         raise InputError(f"net.features must be one of {', '.join(FEATURE_SETS)}, got {net_cfg.features!r}")
     if net_cfg.features == "mel":
         return Features()
-    if net_cfg.embedding_hop not in (1, 2, 4, 8):
-        raise InputError(f"net.embedding_hop must be 1, 2, 4 or 8, got {net_cfg.embedding_hop}")
+    if net_cfg.embedding_hop not in HOPS:
+        raise InputError(f"net.embedding_hop must be one of {', '.join(map(str, HOPS))}, got {net_cfg.embedding_hop}")
     emb, _ = load_speech_embedding(net_cfg.embedding_weights or None)
     return Features(emb, net_cfg.embedding_hop)

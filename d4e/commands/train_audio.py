@@ -29,7 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--unestablished", choices=("keep", "exclude"), default=None,
                    help="with --offsets measured: clips with no measured offset are trained as they are (keep) or "
                         "left out of training (exclude); overrides the config")
-    p.add_argument("--features", choices=("mel", "mel+embedding"), default=None,
+    from d4e.audio.config import FEATURE_SETS
+
+    p.add_argument("--features", choices=FEATURE_SETS, default=None,
                    help="input rows: log-mel alone, or log-mel + Google's pretrained speech embedding "
                         "(assets/speech_embedding.d4e, copied into the model); overrides the config")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
